@@ -1,0 +1,43 @@
+# Herald. `make run` starts the service; `make test` runs lint, types and the whole suite.
+# Needs only Python 3.11+ and make: uv is installed into .tools/ when it is not on PATH.
+
+PYTHON ?= python3
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_ON_PATH),$(UV_ON_PATH),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: run test lint format openapi bench install clean
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(UV)
+	$(UV) sync --frozen
+
+run: $(UV)
+	$(UV) sync --frozen --no-dev --group embedded --inexact
+	$(RUN) herald dev
+
+test: install
+	$(MAKE) --no-print-directory lint
+	$(RUN) herald openapi --check
+	$(RUN) pytest
+
+lint: $(UV)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: $(UV)
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+openapi: $(UV)
+	$(RUN) herald openapi
+
+bench: install
+	$(RUN) python bench/foundation.py
+
+clean:
+	rm -rf .tools .venv .pytest_cache .mypy_cache .ruff_cache

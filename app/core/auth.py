@@ -1,0 +1,74 @@
+"""API keys as credentials, and scopes as permissions.
+
+A key looks like `hk_<43 url-safe chars>`. Only its SHA-256 is stored (the key carries 256
+random bits, so a slow hash adds nothing), plus a short display prefix.
+
+Scopes are `read` < `write` < `admin`, granted workspace-wide (`write`) or for one area
+(`contacts:write`). A higher level implies the lower ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+KEY_PREFIX = "hk_"
+DISPLAY_PREFIX_LENGTH = 11
+_KEY_PATTERN = re.compile(r"^hk_[A-Za-z0-9_-]{43}$")
+
+Level = Literal["read", "write", "admin"]
+LEVELS: dict[str, int] = {"read": 1, "write": 2, "admin": 3}
+AREAS = (
+    "workspace",
+    "members",
+    "api_keys",
+    "contacts",
+    "events",
+    "segments",
+    "templates",
+    "sequences",
+    "campaigns",
+    "approvals",
+    "webhooks",
+    "metrics",
+    "audit",
+)
+VALID_SCOPES = frozenset([*LEVELS, *(f"{area}:{level}" for area in AREAS for level in LEVELS)])
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def display_prefix(token: str) -> str:
+    return token[:DISPLAY_PREFIX_LENGTH]
+
+
+def is_well_formed(token: str) -> bool:
+    return bool(_KEY_PATTERN.match(token))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the workspace comes from the key, never from the request."""
+
+    workspace_id: uuid.UUID
+    api_key_id: uuid.UUID
+    member_id: uuid.UUID | None
+    scopes: frozenset[str]
+
+    def allows(self, area: str, level: Level) -> bool:
+        needed = LEVELS[level]
+        for scope in self.scopes:
+            scope_area, _, scope_level = scope.rpartition(":")
+            if scope_area in ("", area) and LEVELS.get(scope_level, 0) >= needed:
+                return True
+        return False

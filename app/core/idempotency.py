@@ -1,0 +1,276 @@
+"""`Idempotency-Key` on POST: the first response is stored and replayed for 24 hours.
+
+- Same key, same request: the stored status and body come back with `Idempotent-Replayed: true`.
+- Same key, different request (method, path, query or body): 422.
+- Same key while the first request is still running: 409.
+Keys are per workspace. 5xx responses are not stored, so the client can retry. A request that
+died mid-flight (crashed process) frees its key after `in_flight_timeout_seconds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ForeignKey, LargeBinary, String, delete, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.clock import utcnow
+from app.core.db import Base, transaction
+from app.core.errors import AppError, problem_response
+from app.core.middleware import header
+from app.core.state import app_state
+
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = {"content-type", "location", "etag"}
+REPLAY_HEADER = "idempotent-replayed"
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None] = mapped_column()
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    async def claim(
+        self, key: str, fingerprint: str, now: datetime, ttl: timedelta, stale_after: timedelta
+    ) -> bool:
+        """Take the key for this request; False when a live record already holds it."""
+        values: dict[str, Any] = {
+            "workspace_id": self.workspace_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "state": "in_flight",
+            "created_at": now,
+            "expires_at": now + ttl,
+            "response_status": None,
+            "response_headers": None,
+            "response_body": None,
+        }
+        table = IdempotencyRecord.__table__
+        statement = (
+            insert(IdempotencyRecord)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=["workspace_id", "key"],
+                set_={k: v for k, v in values.items() if k not in ("workspace_id", "key")},
+                where=(table.c.expires_at < now)
+                | ((table.c.state == "in_flight") & (table.c.created_at < now - stale_after)),
+            )
+            .returning(table.c.key)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        result = await self.session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.workspace_id == self.workspace_id, IdempotencyRecord.key == key
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def complete(self, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.workspace_id == self.workspace_id, IdempotencyRecord.key == key
+            )
+            .values(
+                state="completed",
+                response_status=status,
+                response_headers=headers,
+                response_body=body,
+            )
+        )
+
+    async def release(self, key: str) -> None:
+        await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.workspace_id == self.workspace_id, IdempotencyRecord.key == key
+            )
+        )
+
+
+async def purge_expired(session: AsyncSession, now: datetime) -> int:
+    """Housekeeping across all workspaces (run by the worker)."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def fingerprint(scope: Scope, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1")):
+        digest.update(part.encode() + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
+        if key is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if not _KEY_PATTERN.match(key):
+            response = problem_response(
+                400,
+                "`Idempotency-Key` must be 1-255 visible ASCII characters.",
+                slug="bad-idempotency-key",
+            )
+            await response(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        replay_receive = _replaying(body, receive)
+
+        from app.core.deps import resolve_principal
+
+        try:
+            principal = await resolve_principal(Request(scope))
+        except AppError:
+            # Unauthenticated: let the route answer its precise 401/403.
+            await self.app(scope, replay_receive, send)
+            return
+
+        state = app_state_from_scope(scope)
+        settings = state.settings.idempotency
+        print_ = fingerprint(scope, body)
+        async with transaction(state.session_factory) as session:
+            store = IdempotencyRepository(session, principal.workspace_id)
+            owned = await store.claim(
+                key,
+                print_,
+                utcnow(),
+                timedelta(hours=settings.ttl_hours),
+                timedelta(seconds=settings.in_flight_timeout_seconds),
+            )
+            existing = None if owned else await store.get(key)
+        if not owned:
+            await _answer_existing(existing, print_, scope, receive, send)
+            return
+        await self._run_and_record(scope, replay_receive, send, principal.workspace_id, key)
+
+    async def _run_and_record(
+        self, scope: Scope, receive: Receive, send: Send, workspace_id: uuid.UUID, key: str
+    ) -> None:
+        captured: dict[str, Any] = {"status": 500, "headers": {}, "body": bytearray()}
+
+        async def capturing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = {
+                    k.decode("latin-1").lower(): v.decode("latin-1")
+                    for k, v in message.get("headers", [])
+                    if k.decode("latin-1").lower() in _REPLAYED_HEADERS
+                }
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        state = app_state_from_scope(scope)
+        try:
+            await self.app(scope, receive, capturing_send)
+        except BaseException:
+            async with transaction(state.session_factory) as session:
+                await IdempotencyRepository(session, workspace_id).release(key)
+            raise
+        async with transaction(state.session_factory) as session:
+            store = IdempotencyRepository(session, workspace_id)
+            if captured["status"] >= 500:
+                await store.release(key)
+            else:
+                await store.complete(
+                    key, captured["status"], captured["headers"], bytes(captured["body"])
+                )
+
+
+def app_state_from_scope(scope: Scope) -> Any:
+    return app_state(Request(scope))
+
+
+async def _answer_existing(
+    existing: IdempotencyRecord | None, print_: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    if existing is not None and existing.fingerprint != print_:
+        response = problem_response(
+            422,
+            "This Idempotency-Key was used with a different request; use a new key.",
+            slug="idempotency-key-reused",
+            title="Idempotency key reused",
+        )
+    elif existing is None or existing.state != "completed" or existing.response_status is None:
+        response = problem_response(
+            409,
+            "A request with this Idempotency-Key is still in progress; retry shortly.",
+            slug="idempotency-key-in-flight",
+            title="Request in progress",
+            headers={"Retry-After": "1"},
+        )
+    else:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": existing.response_status,
+                "headers": [
+                    *(
+                        (k.encode(), v.encode())
+                        for k, v in (existing.response_headers or {}).items()
+                    ),
+                    (REPLAY_HEADER.encode(), b"true"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": existing.response_body or b""})
+        return
+    await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,40 @@
+"""Prometheus metrics. Request metrics are per API process; queue depth and job outcomes
+are read from Redis at scrape time, so any API process reports the whole cluster's jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import cast
+
+from prometheus_client import Counter, Gauge, Histogram
+from redis.asyncio import Redis
+
+JOB_COUNTS_KEY = "herald:metrics:jobs"
+
+HTTP_REQUESTS = Counter(
+    "herald_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "herald_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+QUEUE_DEPTH = Gauge("herald_queue_depth", "Jobs waiting in the arq queue")
+JOBS = Gauge("herald_jobs_total", "Jobs finished by all workers", ["function", "outcome"])
+
+
+async def record_job(redis: Redis, function: str, outcome: str) -> None:
+    await cast(Awaitable[int], redis.hincrby(JOB_COUNTS_KEY, f"{function}|{outcome}", 1))
+
+
+async def job_counts(redis: Redis) -> dict[bytes, bytes]:
+    return await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(JOB_COUNTS_KEY))
+
+
+async def refresh_job_metrics(redis: Redis, queue_name: str) -> None:
+    QUEUE_DEPTH.set(await redis.zcard(queue_name))
+    counts = await job_counts(redis)
+    for field, value in counts.items():
+        function, _, outcome = field.decode().partition("|")
+        JOBS.labels(function=function, outcome=outcome).set(int(value))

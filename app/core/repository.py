@@ -1,0 +1,64 @@
+"""Repository base: every query starts from the caller's workspace.
+
+A repository cannot be built without a workspace id, and every helper here adds the
+workspace filter, so "forgot the tenant filter" is not a bug a domain can write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ForeignKey, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from app.core.errors import NotFound
+from app.core.pagination import PageParams, PageResult, apply_page, to_page
+
+
+class WorkspaceScoped:
+    """Mixin for tenant-owned rows."""
+
+    @declared_attr
+    def workspace_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - SQLAlchemy declared_attr
+        return mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+
+    id: Mapped[uuid.UUID]
+
+
+M = TypeVar("M", bound=WorkspaceScoped)
+
+
+class WorkspaceRepository(Generic[M]):
+    model: type[M]
+    noun: str = "resource"
+
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        if not isinstance(workspace_id, uuid.UUID):
+            raise TypeError("a workspace repository needs the caller's workspace id")
+        self.session = session
+        self.workspace_id = workspace_id
+
+    def scoped(self) -> Select[M]:
+        return select(self.model).where(self.model.workspace_id == self.workspace_id)
+
+    async def get(self, item_id: uuid.UUID) -> M | None:
+        result = await self.session.execute(self.scoped().where(self.model.id == item_id))
+        return result.scalar_one_or_none()
+
+    async def get_or_404(self, item_id: uuid.UUID) -> M:
+        item = await self.get(item_id)
+        if item is None:
+            raise NotFound(f"No {self.noun} with id {item_id}.")
+        return item
+
+    async def page(self, params: PageParams, *conditions: Any) -> PageResult[M]:
+        statement = apply_page(self.scoped().where(*conditions), self.model.id, params)
+        rows = (await self.session.execute(statement)).scalars().all()
+        return to_page(rows, params, lambda item: item.id)
+
+    def add(self, item: M) -> M:
+        item.workspace_id = self.workspace_id
+        self.session.add(item)
+        return item

@@ -1,0 +1,95 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.core.db import create_engine, create_session_factory
+from app.core.errors import install_error_handlers
+from app.core.idempotency import IdempotencyMiddleware
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
+from app.core.openapi import build_openapi
+from app.core.state import AppState
+from app.ops.router import router as ops_router
+from app.worker.queue import JobQueue
+from app.workspaces.router import router as workspaces_router
+
+DESCRIPTION = """
+Herald orchestrates campaigns: audiences, multi-step sequences, approvals, launches and their
+numbers, on PostgreSQL and Redis.
+
+**Auth**: `Authorization: Bearer hk_...`. The workspace comes from the key.
+**Errors**: RFC 9457 `application/problem+json` with `type`, `detail`, field `errors` and
+`request_id`. **Lists**: `limit` + `cursor`, answered with `data` + `next_cursor`.
+**Writes**: send `Idempotency-Key` on POST to make retries safe.
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "Workspace", "description": "The tenant the API key belongs to."},
+    {"name": "Members", "description": "People, their base role and reviewer roles."},
+    {"name": "API keys", "description": "Credentials with scopes; admin only."},
+    {"name": "Operations", "description": "Health, readiness and metrics for operators."},
+]
+
+# Routes that accept file uploads (bigger body limit, any media type).
+UPLOAD_PATHS: tuple[str, ...] = ()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.logging.level, settings.logging.json_output)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.require_database_url(), settings.db_pool_size)
+        redis = await create_pool(RedisSettings.from_dsn(settings.require_redis_url()))
+        http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
+        app.state.herald = AppState(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            redis=redis,
+            queue=JobQueue(redis, settings.worker.queue_name),
+            http=http,
+        )
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await redis.aclose()
+            await engine.dispose()
+
+    docs = settings.http.docs_enabled
+    app = FastAPI(
+        title="Herald API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        # operationIds are the handler names (`list_members`), stable for generated clients.
+        generate_unique_id_function=lambda route: route.name,
+    )
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_upload_bytes=settings.http.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops_router)
+    app.include_router(workspaces_router)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,58 @@
+"""arq worker configuration, built from Settings."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import httpx
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from app.config import Settings, get_settings
+from app.core.db import create_engine, create_session_factory
+from app.core.logging import configure_logging
+from app.worker.context import WorkerContext
+from app.worker.housekeeping import purge_idempotency_keys
+from app.worker.queue import JobQueue
+
+FUNCTIONS: list[Any] = [purge_idempotency_keys]
+CRON_JOBS = [cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True)]
+
+
+def _startup(settings: Settings) -> Any:
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings.require_database_url(), settings.db_pool_size)
+        ctx["settings"] = settings
+        ctx["engine"] = engine
+        ctx["session_factory"] = create_session_factory(engine)
+        ctx["queue"] = JobQueue(ctx["redis"], settings.worker.queue_name)
+        ctx["http"] = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
+
+    return startup
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    typed = cast(WorkerContext, ctx)
+    if "http" in ctx:
+        await typed["http"].aclose()
+    if "engine" in ctx:
+        await typed["engine"].dispose()
+
+
+def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
+    settings = settings or get_settings()
+    configure_logging(settings.logging.level, settings.logging.json_output)
+    options: dict[str, Any] = {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),
+        "queue_name": settings.worker.queue_name,
+        "on_startup": _startup(settings),
+        "on_shutdown": _shutdown,
+        "max_jobs": settings.worker.max_jobs,
+        "job_timeout": settings.worker.job_timeout_seconds,
+        "handle_signals": True,
+    }
+    options.update(overrides)
+    return Worker(**options)

@@ -1,0 +1,46 @@
+"""Task plumbing: a task session (one transaction, jobs flushed after commit) and outcome
+counting for /metrics."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar, cast
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import transaction
+from app.core.observability import record_job
+from app.worker.context import WorkerContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = structlog.get_logger("herald.worker")
+
+
+@asynccontextmanager
+async def task_session(ctx: WorkerContext) -> AsyncIterator[AsyncSession]:
+    async with transaction(ctx["session_factory"], ctx["queue"]) as session:
+        yield session
+
+
+def counted(
+    func: Callable[..., Awaitable[R]],
+) -> Callable[..., Coroutine[Any, Any, R]]:
+    """Record each run's outcome in Redis so any API process can report it."""
+
+    @functools.wraps(func)
+    async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> R:
+        typed = cast(WorkerContext, ctx)
+        try:
+            result = await func(ctx, *args, **kwargs)
+        except Exception:
+            await record_job(typed["redis"], func.__name__, "failed")
+            log.exception("job_failed", function=func.__name__)
+            raise
+        await record_job(typed["redis"], func.__name__, "succeeded")
+        return result
+
+    return wrapper

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.repository import WorkspaceRepository
+from app.workspaces.models import ApiKey, Member, Workspace
+
+# last_used_at is advisory; writing it at most once a minute keeps reads write-free.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class WorkspaceStore:
+    """Workspaces are the tenants themselves, so they are looked up by their own id."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, workspace_id: uuid.UUID) -> Workspace | None:
+        return await self.session.get(Workspace, workspace_id)
+
+    def add(self, workspace: Workspace) -> Workspace:
+        self.session.add(workspace)
+        return workspace
+
+    async def first(self) -> Workspace | None:
+        result = await self.session.execute(select(Workspace).order_by(Workspace.id).limit(1))
+        return result.scalar_one_or_none()
+
+
+class MemberRepository(WorkspaceRepository[Member]):
+    model = Member
+    noun = "member"
+
+    async def by_email(self, email: str) -> Member | None:
+        result = await self.session.execute(self.scoped().where(Member.email == email))
+        return result.scalar_one_or_none()
+
+
+class ApiKeyRepository(WorkspaceRepository[ApiKey]):
+    model = ApiKey
+    noun = "API key"
+
+    async def revoke_for_member(self, member_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.workspace_id == self.workspace_id,
+                ApiKey.member_id == member_id,
+                ApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+
+
+class ApiKeyLookup:
+    """Authentication runs before the workspace is known: it finds the key by its hash."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash(self, key_hash: str) -> ApiKey | None:
+        result = await self.session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
+        return result.scalar_one_or_none()
+
+    async def touch(self, key_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(
+                    ApiKey.last_used_at.is_(None),
+                    ApiKey.last_used_at < now - LAST_USED_RESOLUTION,
+                ),
+            )
+            .values(last_used_at=now)
+        )

@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.core.auth import Principal
+from app.core.deps import Caller, Session
+from app.core.openapi import COMMON_ERRORS, problem_responses
+from app.core.pagination import PageParams, page_params
+from app.core.schemas import Page
+from app.workspaces import service
+from app.workspaces.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    MemberCreate,
+    MemberOut,
+    MemberUpdate,
+    WorkspaceOut,
+    WorkspaceUpdate,
+)
+
+router = APIRouter(prefix="/v1")
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.get(
+    "/workspace",
+    tags=["Workspace"],
+    summary="Get the caller's workspace",
+    description="The workspace the API key belongs to. The workspace always comes from the key.",
+    response_model=WorkspaceOut,
+    responses=problem_responses(*COMMON_ERRORS),
+)
+async def get_workspace(
+    session: Session, principal: Annotated[Principal, Caller("workspace", "read")]
+) -> WorkspaceOut:
+    workspace = await service.get_workspace(session, principal.workspace_id)
+    return WorkspaceOut.model_validate(workspace, from_attributes=True)
+
+
+@router.patch(
+    "/workspace",
+    tags=["Workspace"],
+    summary="Rename the workspace",
+    description="Change workspace settings. Needs the `admin` scope.",
+    response_model=WorkspaceOut,
+    responses=problem_responses(*COMMON_ERRORS, 422),
+)
+async def update_workspace(
+    body: WorkspaceUpdate,
+    session: Session,
+    principal: Annotated[Principal, Caller("workspace", "admin")],
+) -> WorkspaceOut:
+    workspace = await service.update_workspace(session, principal.workspace_id, body)
+    return WorkspaceOut.model_validate(workspace, from_attributes=True)
+
+
+@router.get(
+    "/members",
+    tags=["Members"],
+    summary="List members",
+    description="People in the workspace with their base role and reviewer roles, newest first.",
+    response_model=Page[MemberOut],
+    responses=problem_responses(*COMMON_ERRORS, 422),
+)
+async def list_members(
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "read")],
+    paging: Paging,
+) -> Page[MemberOut]:
+    page = await service.list_members(session, principal.workspace_id, paging)
+    return Page[MemberOut](
+        data=[MemberOut.model_validate(m) for m in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "/members",
+    tags=["Members"],
+    summary="Add a member",
+    description=(
+        "Add a person with a base role (`owner`, `admin`, `editor`, `viewer`) and optional "
+        "free-form reviewer roles that approval policies can name. Email is unique per workspace."
+    ),
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberOut,
+    responses=problem_responses(*COMMON_ERRORS, 409, 422),
+)
+async def create_member(
+    body: MemberCreate,
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "admin")],
+) -> MemberOut:
+    member = await service.create_member(session, principal.workspace_id, body)
+    return MemberOut.model_validate(member)
+
+
+@router.get(
+    "/members/{member_id}",
+    tags=["Members"],
+    summary="Get a member",
+    description="One member of the caller's workspace; other workspaces' ids answer 404.",
+    response_model=MemberOut,
+    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+)
+async def get_member(
+    member_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "read")],
+) -> MemberOut:
+    return MemberOut.model_validate(
+        await service.get_member(session, principal.workspace_id, member_id)
+    )
+
+
+@router.patch(
+    "/members/{member_id}",
+    tags=["Members"],
+    summary="Update a member",
+    description="Change a member's name, base role or reviewer roles. Omitted fields stay.",
+    response_model=MemberOut,
+    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+)
+async def update_member(
+    member_id: uuid.UUID,
+    body: MemberUpdate,
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "admin")],
+) -> MemberOut:
+    member = await service.update_member(session, principal.workspace_id, member_id, body)
+    return MemberOut.model_validate(member)
+
+
+@router.delete(
+    "/members/{member_id}",
+    tags=["Members"],
+    summary="Remove a member",
+    description="Remove a member and revoke every API key bound to them. The owner stays.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
+)
+async def delete_member(
+    member_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "admin")],
+) -> Response:
+    await service.delete_member(session, principal.workspace_id, member_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/api-keys",
+    tags=["API keys"],
+    summary="List API keys",
+    description="Keys of the workspace, revoked ones included. Secrets are never shown again.",
+    response_model=Page[ApiKeyOut],
+    responses=problem_responses(*COMMON_ERRORS, 422),
+)
+async def list_api_keys(
+    session: Session,
+    principal: Annotated[Principal, Caller("api_keys", "admin")],
+    paging: Paging,
+) -> Page[ApiKeyOut]:
+    page = await service.list_keys(session, principal.workspace_id, paging)
+    return Page[ApiKeyOut](
+        data=[ApiKeyOut.model_validate(k) for k in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "/api-keys",
+    tags=["API keys"],
+    summary="Create an API key",
+    description=(
+        "Create a key with scopes (`read`, `write`, `admin`, or per area like "
+        "`contacts:write`), optionally bound to a member. The secret `key` is in this "
+        "response only; Herald stores a hash."
+    ),
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+)
+async def create_api_key(
+    body: ApiKeyCreate,
+    session: Session,
+    principal: Annotated[Principal, Caller("api_keys", "admin")],
+) -> ApiKeyCreated:
+    issued = await service.issue_key(session, principal.workspace_id, body)
+    out = ApiKeyOut.model_validate(issued.api_key)
+    return ApiKeyCreated(**out.model_dump(), key=issued.token)
+
+
+@router.get(
+    "/api-keys/{key_id}",
+    tags=["API keys"],
+    summary="Get an API key",
+    description="One key's metadata: prefix, scopes, binding, last use, revocation.",
+    response_model=ApiKeyOut,
+    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+)
+async def get_api_key(
+    key_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Caller("api_keys", "admin")],
+) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(await service.get_key(session, principal.workspace_id, key_id))
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    tags=["API keys"],
+    summary="Revoke an API key",
+    description="Revoke a key; the next request made with it answers 401. Repeating is harmless.",
+    response_model=ApiKeyOut,
+    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+)
+async def revoke_api_key(
+    key_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Caller("api_keys", "admin")],
+) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(
+        await service.revoke_key(session, principal.workspace_id, key_id)
+    )

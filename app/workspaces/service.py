@@ -1,0 +1,185 @@
+"""Workspaces, members and API keys. Stateless; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import auth
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from app.core.pagination import PageParams, PageResult
+from app.workspaces.models import ApiKey, Member, Workspace
+from app.workspaces.repository import (
+    ApiKeyLookup,
+    ApiKeyRepository,
+    MemberRepository,
+    WorkspaceStore,
+)
+from app.workspaces.schemas import ApiKeyCreate, MemberCreate, MemberUpdate, WorkspaceUpdate
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    token: str
+
+
+@dataclass(frozen=True)
+class BootstrappedWorkspace:
+    workspace: Workspace
+    owner: Member
+    key: IssuedKey
+
+
+async def authenticate(session: AsyncSession, token: str) -> auth.Principal:
+    if not auth.is_well_formed(token):
+        raise Unauthorized("The API key is malformed; expected `Bearer hk_...`.")
+    lookup = ApiKeyLookup(session)
+    key = await lookup.by_hash(auth.hash_key(token))
+    if key is None:
+        raise Unauthorized("The API key is not recognised.")
+    if key.revoked_at is not None:
+        raise Unauthorized("The API key has been revoked.")
+    await lookup.touch(key.id, utcnow())
+    return auth.Principal(
+        workspace_id=key.workspace_id,
+        api_key_id=key.id,
+        member_id=key.member_id,
+        scopes=frozenset(key.scopes),
+    )
+
+
+async def create_workspace(
+    session: AsyncSession, name: str, owner_email: str, owner_name: str
+) -> BootstrappedWorkspace:
+    """A new tenant with its owner and an admin key bound to the owner."""
+    workspace = WorkspaceStore(session).add(Workspace(name=name))
+    await session.flush()
+    owner = MemberRepository(session, workspace.id).add(
+        Member(email=owner_email.lower(), name=owner_name, role="owner", reviewer_roles=[])
+    )
+    await session.flush()
+    key = await issue_key(
+        session,
+        workspace.id,
+        ApiKeyCreate(name="Owner admin key", scopes=["admin"], member_id=owner.id),
+    )
+    return BootstrappedWorkspace(workspace, owner, key)
+
+
+async def get_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> Workspace:
+    workspace = await WorkspaceStore(session).get(workspace_id)
+    if workspace is None:
+        raise NotFound("The workspace no longer exists.")
+    return workspace
+
+
+async def update_workspace(
+    session: AsyncSession, workspace_id: uuid.UUID, changes: WorkspaceUpdate
+) -> Workspace:
+    workspace = await get_workspace(session, workspace_id)
+    workspace.name = changes.name
+    await session.flush()
+    return workspace
+
+
+async def list_members(
+    session: AsyncSession, workspace_id: uuid.UUID, params: PageParams
+) -> PageResult[Member]:
+    return await MemberRepository(session, workspace_id).page(params)
+
+
+async def get_member(
+    session: AsyncSession, workspace_id: uuid.UUID, member_id: uuid.UUID
+) -> Member:
+    return await MemberRepository(session, workspace_id).get_or_404(member_id)
+
+
+async def create_member(
+    session: AsyncSession, workspace_id: uuid.UUID, data: MemberCreate
+) -> Member:
+    members = MemberRepository(session, workspace_id)
+    if await members.by_email(data.email) is not None:
+        raise Conflict(f"A member with email {data.email} already exists.")
+    member = members.add(Member(**data.model_dump()))
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent create won the race
+        raise Conflict(f"A member with email {data.email} already exists.") from exc
+    return member
+
+
+async def update_member(
+    session: AsyncSession, workspace_id: uuid.UUID, member_id: uuid.UUID, changes: MemberUpdate
+) -> Member:
+    member = await get_member(session, workspace_id, member_id)
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise Unprocessable(f"`{field}` cannot be null.")
+        setattr(member, field, value)
+    await session.flush()
+    return member
+
+
+async def delete_member(
+    session: AsyncSession, workspace_id: uuid.UUID, member_id: uuid.UUID
+) -> None:
+    """Removing a member also revokes the keys bound to them."""
+    members = MemberRepository(session, workspace_id)
+    member = await members.get_or_404(member_id)
+    if member.role == "owner":
+        raise Conflict("The workspace owner cannot be removed.")
+    await ApiKeyRepository(session, workspace_id).revoke_for_member(member.id, utcnow())
+    await session.delete(member)
+    await session.flush()
+
+
+async def list_keys(
+    session: AsyncSession, workspace_id: uuid.UUID, params: PageParams
+) -> PageResult[ApiKey]:
+    return await ApiKeyRepository(session, workspace_id).page(params)
+
+
+async def get_key(session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    return await ApiKeyRepository(session, workspace_id).get_or_404(key_id)
+
+
+async def issue_key(
+    session: AsyncSession, workspace_id: uuid.UUID, data: ApiKeyCreate
+) -> IssuedKey:
+    if data.member_id is not None:
+        await MemberRepository(session, workspace_id).get_or_404(data.member_id)
+    token = auth.generate_key()
+    key = ApiKeyRepository(session, workspace_id).add(
+        ApiKey(
+            name=data.name,
+            prefix=auth.display_prefix(token),
+            key_hash=auth.hash_key(token),
+            scopes=data.scopes,
+            member_id=data.member_id,
+            created_at=utcnow(),
+        )
+    )
+    await session.flush()
+    return IssuedKey(key, token)
+
+
+async def revoke_key(session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    key = await get_key(session, workspace_id, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+async def verify_key(session: AsyncSession, token: str) -> bool:
+    """Whether a stored bootstrap key still works (used by `herald dev` on restart)."""
+    try:
+        await authenticate(session, token)
+    except Unauthorized:
+        return False
+    return True

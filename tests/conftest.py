@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import LoggingSettings, Settings
+from app.core.clock import clock
+from app.core.state import AppState
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Base
+from tests.fixtures.services import Services, create_database, drop_database, start_services
+from tests.fixtures.tenants import Tenant, make_tenant
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    yield from start_services(tmp_path_factory.mktemp("services"))
+
+
+@pytest.fixture(scope="session")
+def database_url(services: Services) -> Iterator[str]:
+    name = create_database(services, "herald_test")
+    url = services.database_url(name)
+    upgrade(url)
+    yield url
+    drop_database(services, name)
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "logging": LoggingSettings(level="WARNING", json_output=True),
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, services: Services) -> Settings:
+    return make_settings(database_url, services.redis_url)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def state(app: FastAPI) -> AppState:
+    herald: AppState = app.state.herald
+    return herald
+
+
+@pytest.fixture(scope="session")
+def session_factory(state: AppState) -> async_sessionmaker[AsyncSession]:
+    return state.session_factory
+
+
+@pytest.fixture(scope="session")
+def redis(state: AppState) -> Redis:
+    return state.redis
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://herald.test")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as http:
+        yield http
+
+
+@pytest.fixture(autouse=True)
+async def _isolate(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Each test starts from empty tables, an empty Redis and the real clock."""
+    uses_app = "app" in request.fixturenames
+    state: AppState | None = request.getfixturevalue("state") if uses_app else None
+    yield
+    clock.reset()
+    if state is None:
+        return
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with state.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await state.redis.flushdb()
+
+
+@pytest.fixture
+async def tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(session_factory, "Acme")
+
+
+@pytest.fixture
+async def other_tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await make_tenant(session_factory, "Globex")

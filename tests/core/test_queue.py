@@ -1,0 +1,81 @@
+"""Jobs reach Redis only after commit, under deterministic ids, and a real worker runs them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from arq.jobs import Job
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.core.clock import clock
+from app.core.db import transaction
+from app.core.idempotency import IdempotencyRepository
+from app.core.observability import job_counts
+from app.core.state import AppState
+from app.worker.queue import enqueue
+from app.worker.settings import build_worker
+from tests.fixtures.tenants import Tenant
+
+
+async def queued_ids(state: AppState) -> set[str]:
+    return {
+        str(job.job_id) for job in await state.redis.queued_jobs(queue_name=state.queue.queue_name)
+    }
+
+
+async def test_job_is_enqueued_only_after_commit(state: AppState) -> None:
+    async with transaction(state.session_factory, state.queue) as session:
+        enqueue(session, "purge_idempotency_keys", job_key=("after-commit",))
+        assert await queued_ids(state) == set()
+    assert await queued_ids(state) == {"purge_idempotency_keys:after-commit"}
+
+
+async def test_rollback_enqueues_nothing(state: AppState) -> None:
+    async def enqueue_then_fail() -> None:
+        async with transaction(state.session_factory, state.queue) as session:
+            enqueue(session, "purge_idempotency_keys", job_key=("rolled-back",))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await enqueue_then_fail()
+    assert await queued_ids(state) == set()
+
+
+async def test_same_job_key_is_enqueued_once(state: AppState) -> None:
+    for _ in range(3):
+        async with transaction(state.session_factory, state.queue) as session:
+            enqueue(session, "purge_idempotency_keys", job_key=("once",))
+    assert await queued_ids(state) == {"purge_idempotency_keys:once"}
+
+
+async def test_real_worker_runs_the_job_and_counts_it(
+    state: AppState,
+    settings: Settings,
+    tenant: Tenant,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    clock.freeze(datetime(2026, 11, 22, 12, 0, tzinfo=UTC))
+    async with transaction(session_factory) as session:
+        store = IdempotencyRepository(session, tenant.workspace_id)
+        await store.claim(
+            "old",
+            "f",
+            clock.now() - timedelta(hours=25),
+            timedelta(hours=24),
+            timedelta(seconds=60),
+        )
+    async with transaction(state.session_factory, state.queue) as session:
+        enqueue(session, "purge_idempotency_keys", job_key=("manual",))
+
+    worker = build_worker(settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[])
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+
+    job = Job("purge_idempotency_keys:manual", state.redis, _queue_name=state.queue.queue_name)
+    assert await job.result(timeout=5) == 1
+    counts = await job_counts(state.redis)
+    assert counts[b"purge_idempotency_keys|succeeded"] == b"1"

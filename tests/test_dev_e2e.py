@@ -1,0 +1,99 @@
+"""`herald dev` end to end: embedded services, migrations, API, worker, printed key, clean stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.embedded import free_port
+
+KEY_LINE = re.compile(r"Admin key:\s+(hk_[A-Za-z0-9_-]{43})")
+
+
+class DevProcess:
+    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "dev",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.key: str | None = None
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            match = KEY_LINE.search(line)
+            if match:
+                self.key = match.group(1)
+                self.ready.set()
+        self.ready.set()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            self.log.close()
+
+
+@pytest.mark.slow
+def test_herald_dev_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    log_path = tmp_path / "dev.log"
+    first = DevProcess(data_dir, port, log_path)
+    try:
+        assert first.ready.wait(timeout=180), log_path.read_text()
+        assert first.key, "".join(first.lines) + log_path.read_text()
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        workspace = httpx.get(
+            f"{base}/v1/workspace", headers={"Authorization": f"Bearer {first.key}"}
+        )
+        assert workspace.status_code == 200
+        assert workspace.json()["name"] == "Default workspace"
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert any(f"{base}/docs" in line for line in first.lines)
+    finally:
+        assert first.stop() == 0, log_path.read_text()
+
+    # Everything it started is gone: the port is closed and PostgreSQL has shut down.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz")
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+    # A restart keeps the data and the key.
+    second = DevProcess(data_dir, port, log_path)
+    try:
+        assert second.ready.wait(timeout=180), log_path.read_text()
+        assert second.key == first.key
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/members", headers={"Authorization": f"Bearer {second.key}"}
+        )
+        assert [m["email"] for m in response.json()["data"]] == ["owner@example.com"]
+    finally:
+        assert second.stop() == 0, log_path.read_text()
