@@ -148,10 +148,10 @@ def main() -> None:
         print("driver:", "wrk" if use_wrk else "httpx (Python; the client is the bottleneck)")
         for name, scenario in scenarios:
             if use_wrk:
-                token = created.key.token
-                print(
-                    f"{name:<36} {run_wrk(base_url, token, args.seconds, args.concurrency, scenario)}"
+                figures = run_wrk(
+                    base_url, created.key.token, args.seconds, args.concurrency, scenario
                 )
+                print(f"{name:<36} {figures}")
                 continue
             latencies = asyncio.run(
                 drive(base_url, headers, args.seconds, args.concurrency, scenario)
