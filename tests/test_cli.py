@@ -1,0 +1,90 @@
+"""The `herald` command: configuration errors, workspace and key administration."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+
+runner = CliRunner()
+
+
+def test_invalid_configuration_is_a_clear_message() -> None:
+    env = {**os.environ, "DATABASE_URL": "mysql://root@localhost/db", "PORT": "seventy"}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert "configuration is invalid" in result.stderr
+    assert "DATABASE_URL: Value error, must be a postgresql:// URL" in result.stderr
+    assert "PORT: Input should be a valid integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_database_url_is_refused() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HERALD_DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+@pytest.mark.usefixtures("app")
+def test_workspace_and_key_administration(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    created = runner.invoke(
+        cli, ["workspaces", "create", "--name", "Initech", "--owner-email", "bill@initech.example"]
+    )
+    assert created.exit_code == 0, created.output
+    workspace_id = re.search(r"workspace (\S+)", created.output).group(1)  # type: ignore[union-attr]
+    assert re.search(r"admin key hk_\S{43}", created.output)
+
+    key = runner.invoke(
+        cli,
+        [
+            "keys",
+            "create",
+            "--workspace",
+            workspace_id,
+            "--name",
+            "ci",
+            "--scope",
+            "read",
+            "--scope",
+            "events:write",
+        ],
+    )
+    assert key.exit_code == 0, key.output
+    token = key.output.strip()
+    assert token.startswith("hk_")
+
+    listed = runner.invoke(cli, ["keys", "list", "--workspace", workspace_id])
+    assert token[:11] in listed.output
+    assert "events:write,read" in listed.output
+    key_id = next(line.split()[0] for line in listed.output.splitlines() if token[:11] in line)
+
+    revoked = runner.invoke(cli, ["keys", "revoke", key_id, "--workspace", workspace_id])
+    assert revoked.exit_code == 0
+    relisted = runner.invoke(cli, ["keys", "list", "--workspace", workspace_id])
+    assert any(token[:11] in line and "revoked" in line for line in relisted.output.splitlines())
+
+
+def test_openapi_check_detects_drift(tmp_path: object) -> None:
+    from pathlib import Path
+
+    stale = Path(str(tmp_path)) / "openapi.json"
+    stale.write_text("{}\n")
+    result = runner.invoke(cli, ["openapi", "--check", "--output", str(stale)])
+    assert result.exit_code == 1
+    written = runner.invoke(cli, ["openapi", "--output", str(stale)])
+    assert written.exit_code == 0
+    assert runner.invoke(cli, ["openapi", "--check", "--output", str(stale)]).exit_code == 0
