@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from app.config import Settings, get_settings
+from app.contacts.router import router as contacts_router
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
@@ -19,7 +20,9 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.core.openapi import build_openapi
 from app.core.state import AppState
+from app.events.router import router as events_router
 from app.ops.router import router as ops_router
+from app.segments.router import router as segments_router
 from app.worker.queue import JobQueue
 from app.workspaces.router import router as workspaces_router
 
@@ -37,11 +40,17 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Workspace", "description": "The tenant the API key belongs to."},
     {"name": "Members", "description": "People, their base role and reviewer roles."},
     {"name": "API keys", "description": "Credentials with scopes; admin only."},
+    {"name": "Contacts", "description": "People Herald can reach, with attributes and consent."},
+    {"name": "Imports", "description": "Bulk contact imports from CSV or NDJSON files."},
+    {"name": "Consent", "description": "Per-channel consent with provenance, and suppressions."},
+    {"name": "Privacy", "description": "Export and erasure of everything about a contact."},
+    {"name": "Events", "description": "What contacts did: ingestion, dedup, listing."},
+    {"name": "Segments", "description": "Audiences as rules compiled to SQL, or static lists."},
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
 
 # Routes that accept file uploads (bigger body limit, any media type).
-UPLOAD_PATHS: tuple[str, ...] = ()
+UPLOAD_PATHS: tuple[str, ...] = (r"^/v1/contacts/imports$",)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,5 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(workspaces_router)
+    app.include_router(contacts_router)
+    app.include_router(events_router)
+    app.include_router(segments_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

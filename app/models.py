@@ -1,7 +1,41 @@
 """Every model, imported once so `Base.metadata` is complete (Alembic, drift test)."""
 
+from app.contacts.models import (
+    ConsentChange,
+    Contact,
+    ContactConsent,
+    ContactImport,
+    ContactImportChunk,
+    ContactImportError,
+    Suppression,
+)
 from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
+from app.events.models import Event
+from app.segments.models import (
+    Segment,
+    SegmentCountSnapshot,
+    SegmentMembership,
+    SegmentMembershipChange,
+)
 from app.workspaces.models import ApiKey, Member, Workspace
 
-__all__ = ["ApiKey", "Base", "IdempotencyRecord", "Member", "Workspace"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ConsentChange",
+    "Contact",
+    "ContactConsent",
+    "ContactImport",
+    "ContactImportChunk",
+    "ContactImportError",
+    "Event",
+    "IdempotencyRecord",
+    "Member",
+    "Segment",
+    "SegmentCountSnapshot",
+    "SegmentMembership",
+    "SegmentMembershipChange",
+    "Suppression",
+    "Workspace",
+]

@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from app.core.db import IdMixin
 from app.core.errors import NotFound
 from app.core.pagination import PageParams, PageResult, apply_page, to_page
 
@@ -24,10 +25,12 @@ class WorkspaceScoped:
     def workspace_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - SQLAlchemy declared_attr
         return mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
 
-    id: Mapped[uuid.UUID]
+
+class WorkspaceEntity(IdMixin, WorkspaceScoped):
+    """A tenant-owned row with its own UUIDv7 id (what `WorkspaceRepository` serves)."""
 
 
-M = TypeVar("M", bound=WorkspaceScoped)
+M = TypeVar("M", bound=WorkspaceEntity)
 
 
 class WorkspaceRepository(Generic[M]):

@@ -10,14 +10,27 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from app.config import Settings, get_settings
+from app.contacts import tasks as contacts_tasks
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
+from app.events import tasks as events_tasks
+from app.segments import tasks as segments_tasks
 from app.worker.context import WorkerContext
 from app.worker.housekeeping import purge_idempotency_keys
 from app.worker.queue import JobQueue
 
-FUNCTIONS: list[Any] = [purge_idempotency_keys]
-CRON_JOBS = [cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True)]
+FUNCTIONS: list[Any] = [
+    purge_idempotency_keys,
+    *contacts_tasks.TASKS,
+    *events_tasks.TASKS,
+    *segments_tasks.TASKS,
+]
+CRON_JOBS = [
+    cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
+    *contacts_tasks.CRON_JOBS,
+    *events_tasks.CRON_JOBS,
+    *segments_tasks.CRON_JOBS,
+]
 
 
 def _startup(settings: Settings) -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin, TimestampMixin
-from app.core.repository import WorkspaceScoped
+from app.core.repository import WorkspaceEntity
 
 
 class Workspace(IdMixin, TimestampMixin, Base):
@@ -21,7 +21,7 @@ class Workspace(IdMixin, TimestampMixin, Base):
     )
 
 
-class Member(IdMixin, TimestampMixin, WorkspaceScoped, Base):
+class Member(TimestampMixin, WorkspaceEntity, Base):
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("workspace_id", "email"),)
 
@@ -33,7 +33,7 @@ class Member(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     )
 
 
-class ApiKey(IdMixin, WorkspaceScoped, Base):
+class ApiKey(WorkspaceEntity, Base):
     __tablename__ = "api_keys"
 
     name: Mapped[str] = mapped_column(String(200))
