@@ -12,6 +12,9 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from app.config import Settings, get_settings
+from app.contacts.consent.router import router as consent_router
+from app.contacts.imports.router import router as imports_router
+from app.contacts.privacy.router import router as privacy_router
 from app.contacts.router import router as contacts_router
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
@@ -101,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(workspaces_router)
     app.include_router(contacts_router)
+    app.include_router(imports_router)
+    app.include_router(consent_router)
+    app.include_router(privacy_router)
     app.include_router(events_router)
     app.include_router(segments_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
