@@ -103,10 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(workspaces_router)
-    app.include_router(contacts_router)
+    # Fixed paths (/v1/contacts/imports) before parameterised ones (/v1/contacts/{id}).
     app.include_router(imports_router)
     app.include_router(consent_router)
     app.include_router(privacy_router)
+    app.include_router(contacts_router)
     app.include_router(events_router)
     app.include_router(segments_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
