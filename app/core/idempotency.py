@@ -158,21 +158,21 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_receive, send)
             return
 
-        state = app_state_from_scope(scope)
+        state = app_state(Request(scope))
         settings = state.settings.idempotency
-        print_ = fingerprint(scope, body)
+        request_fingerprint = fingerprint(scope, body)
         async with transaction(state.session_factory) as session:
             store = IdempotencyRepository(session, principal.workspace_id)
             owned = await store.claim(
                 key,
-                print_,
+                request_fingerprint,
                 utcnow(),
                 timedelta(hours=settings.ttl_hours),
                 timedelta(seconds=settings.in_flight_timeout_seconds),
             )
             existing = None if owned else await store.get(key)
         if not owned:
-            await _answer_existing(existing, print_, scope, receive, send)
+            await _answer_existing(existing, request_fingerprint, scope, receive, send)
             return
         await self._run_and_record(scope, replay_receive, send, principal.workspace_id, key)
 
@@ -193,7 +193,7 @@ class IdempotencyMiddleware:
                 captured["body"] += message.get("body", b"")
             await send(message)
 
-        state = app_state_from_scope(scope)
+        state = app_state(Request(scope))
         try:
             await self.app(scope, receive, capturing_send)
         except BaseException:
@@ -210,14 +210,14 @@ class IdempotencyMiddleware:
                 )
 
 
-def app_state_from_scope(scope: Scope) -> Any:
-    return app_state(Request(scope))
-
-
 async def _answer_existing(
-    existing: IdempotencyRecord | None, print_: str, scope: Scope, receive: Receive, send: Send
+    existing: IdempotencyRecord | None,
+    request_fingerprint: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
-    if existing is not None and existing.fingerprint != print_:
+    if existing is not None and existing.fingerprint != request_fingerprint:
         response = problem_response(
             422,
             "This Idempotency-Key was used with a different request; use a new key.",
