@@ -15,6 +15,7 @@ from app.events.models import Event
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
+    SegmentDirtyContact,
     SegmentMembership,
     SegmentMembershipChange,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Member",
     "Segment",
     "SegmentCountSnapshot",
+    "SegmentDirtyContact",
     "SegmentMembership",
     "SegmentMembershipChange",
     "Suppression",

@@ -62,3 +62,19 @@ class SegmentCountSnapshot(WorkspaceScoped, Base):
     )
     taken_at: Mapped[datetime] = mapped_column(primary_key=True)
     member_count: Mapped[int] = mapped_column(Integer)
+
+
+class SegmentDirtyContact(Base):
+    """Contacts whose data changed since dynamic memberships were last evaluated for them.
+
+    Written in the ingest transaction (so a row is visible exactly when the change is) and
+    drained by the membership job. No foreign key to contacts: the insert stays cheap on the
+    ingest path, and a deleted contact's row is drained harmlessly.
+    """
+
+    __tablename__ = "segment_dirty_contacts"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
