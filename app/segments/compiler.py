@@ -1,0 +1,314 @@
+"""Compile a segment rule to ONE SQLAlchemy Core statement over `contacts`.
+
+Every condition is a boolean SQL expression that is never NULL (so `not` is plain negation):
+attribute conditions use jsonb containment (`@>`, GIN `ix_contacts_attributes`) or guarded
+`CASE jsonb_typeof(...)` comparisons (a string attribute never breaks a numeric comparison);
+event conditions are EXISTS / `IN (... GROUP BY contact_id HAVING count(*) >= n)` subqueries on
+`events` (indexes `ix_events_contact_type_time`, `ix_events_workspace_type_time`); consent and
+static segment membership are EXISTS subqueries; a dynamic segment reference inlines its rule.
+Every literal, including "now" and the windows computed from it, is a bind parameter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, TypeGuard
+
+from sqlalchemy import (
+    DateTime,
+    Numeric,
+    Select,
+    Text,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.contacts.models import Contact, ContactConsent
+from app.events.models import Event
+from app.segments.models import SegmentMembership
+from app.segments.rules import (
+    AllNode,
+    AnyNode,
+    AttributeCondition,
+    AttributeNode,
+    ConsentNode,
+    EventCondition,
+    EventNode,
+    NotNode,
+    PropertyFilter,
+    Rule,
+    Scalar,
+    SegmentNode,
+    parse_duration,
+    parse_instant,
+    rule_error,
+)
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    kind: Literal["dynamic", "static"]
+    rule: Rule | None  # for dynamic segments
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    workspace_id: uuid.UUID
+    now: datetime  # from app.core.clock; relative windows are computed from it
+    segments: Mapping[uuid.UUID, SegmentRef]  # every referenced segment, transitively
+
+
+def member_ids(
+    rule: Rule, ctx: CompileContext, *, restrict_to: ColumnElement[bool] | None = None
+) -> Select[uuid.UUID]:
+    """SELECT contacts.id of the workspace's live contacts matching `rule` [and `restrict_to`]."""
+    statement = select(Contact.id).where(*_scope(rule, ctx))
+    return statement if restrict_to is None else statement.where(restrict_to)
+
+
+def count_statement(rule: Rule, ctx: CompileContext) -> Select[int]:
+    return select(func.count()).select_from(Contact).where(*_scope(rule, ctx))
+
+
+def condition(rule: Rule, ctx: CompileContext) -> ColumnElement[bool]:
+    """The rule as a boolean over `contacts` (for callers composing their own statement)."""
+    return _Compiler(ctx).rule(rule, "", ())
+
+
+def _scope(rule: Rule, ctx: CompileContext) -> list[ColumnElement[bool]]:
+    return [
+        Contact.workspace_id == ctx.workspace_id,
+        Contact.erased_at.is_(None),
+        condition(rule, ctx),
+    ]
+
+
+def _text(value: str) -> ColumnElement[str]:
+    return literal(value, Text)
+
+
+def _number(value: float | int) -> ColumnElement[Decimal]:
+    return literal(Decimal(str(value)), Numeric)
+
+
+def _instant(value: datetime) -> ColumnElement[datetime]:
+    return literal(value, DateTime(timezone=True))
+
+
+def _nest(path: Sequence[str], value: object) -> dict[str, object]:
+    document: object = value
+    for key in reversed(path):
+        document = {key: document}
+    assert isinstance(document, dict)
+    return document
+
+
+class _Compiler:
+    def __init__(self, ctx: CompileContext) -> None:
+        self.ctx = ctx
+
+    def rule(self, rule: Rule, at: str, stack: tuple[uuid.UUID, ...]) -> ColumnElement[bool]:
+        if isinstance(rule, AllNode):
+            return and_(*(self.rule(c, f"{at}/all/{i}", stack) for i, c in enumerate(rule.all)))
+        if isinstance(rule, AnyNode):
+            return or_(*(self.rule(c, f"{at}/any/{i}", stack) for i, c in enumerate(rule.any)))
+        if isinstance(rule, NotNode):
+            return not_(self.rule(rule.not_, f"{at}/not", stack))
+        if isinstance(rule, AttributeNode):
+            return self.attribute(rule.attribute)
+        if isinstance(rule, EventNode):
+            return self.event(rule.event)
+        if isinstance(rule, ConsentNode):
+            return self.consent(rule.consent.channel, rule.consent.status)
+        return self.segment(rule, f"{at}/segment/id", stack)
+
+    # -- contacts ---------------------------------------------------------------------------
+
+    def attribute(self, cond: AttributeCondition) -> ColumnElement[bool]:
+        if cond.path:
+            return json_condition(Contact.attributes, cond.path, cond.op, cond.value)
+        if cond.field in ("created_at", "last_activity_at"):
+            return self.date(cond)
+        column: ColumnElement[str] = (
+            func.lower(func.split_part(Contact.email, "@", 2))
+            if cond.field == "email_domain"
+            else getattr(Contact, cond.field)
+        )
+        present = (Contact.email if cond.field == "email_domain" else column).is_not(None)
+        op, value = cond.op, cond.value
+        if op in ("neq", "not_in", "not_exists"):
+            positive = {"neq": "eq", "not_in": "in", "not_exists": "exists"}[op]
+            return not_(self.attribute(cond.model_copy(update={"op": positive})))
+        if op == "exists":
+            return present
+        if op == "eq":
+            return and_(present, column == _text(str(value)))
+        if op == "in":
+            assert isinstance(value, list)
+            return and_(present, column.in_([_text(str(v)) for v in value]))
+        if op == "contains":
+            return and_(present, func.strpos(column, _text(str(value))) > 0)
+        return and_(present, func.starts_with(column, _text(str(value))))
+
+    def date(self, cond: AttributeCondition) -> ColumnElement[bool]:
+        column = Contact.created_at if cond.field == "created_at" else Contact.last_activity_at
+        op, value, now = cond.op, cond.value, self.ctx.now
+        if op == "exists":
+            return column.is_not(None)
+        if op == "not_exists":
+            return column.is_(None)
+        if op in ("within_last", "within_next"):
+            delta = parse_duration(str(value))
+            assert delta is not None
+            low, high = (now - delta, now) if op == "within_last" else (now, now + delta)
+            return and_(column.is_not(None), column >= _instant(low), column <= _instant(high))
+        if op == "between":
+            assert isinstance(value, list)
+            low_at, high_at = parse_instant(str(value[0])), parse_instant(str(value[1]))
+            assert low_at is not None
+            assert high_at is not None
+            return and_(
+                column.is_not(None), column >= _instant(low_at), column <= _instant(high_at)
+            )
+        at = parse_instant(str(value))
+        assert at is not None
+        compared = column < _instant(at) if op == "before" else column > _instant(at)
+        return and_(column.is_not(None), compared)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def event(self, cond: EventCondition) -> ColumnElement[bool]:
+        filters: list[ColumnElement[bool]] = [
+            Event.workspace_id == self.ctx.workspace_id,
+            Event.type == _text(cond.type),
+        ]
+        if cond.within is not None:
+            delta = parse_duration(cond.within)
+            assert delta is not None
+            filters += [
+                Event.occurred_at >= _instant(self.ctx.now - delta),
+                Event.occurred_at <= _instant(self.ctx.now),
+            ]
+        filters += [property_condition(f) for f in cond.where]
+        parts: list[ColumnElement[bool]] = []
+        if cond.count.min > 0:
+            parts.append(self.has_events(filters, cond.count.min))
+        if cond.count.max is not None:
+            parts.append(not_(self.has_events(filters, cond.count.max + 1)))
+        return and_(*parts) if parts else true()
+
+    @staticmethod
+    def has_events(filters: list[ColumnElement[bool]], at_least: int) -> ColumnElement[bool]:
+        if at_least == 1:  # a semi-join (anti-join under NOT): the planner picks the index
+            return exists().where(Event.contact_id == Contact.id, *filters)
+        grouped = (
+            select(Event.contact_id)
+            .where(*filters)
+            .group_by(Event.contact_id)
+            .having(func.count() >= at_least)
+        )
+        return Contact.id.in_(grouped)
+
+    # -- consent and segments ------------------------------------------------------------------
+
+    def consent(self, channel: str, status: str) -> ColumnElement[bool]:
+        row = exists().where(
+            ContactConsent.contact_id == Contact.id,
+            ContactConsent.workspace_id == self.ctx.workspace_id,
+            ContactConsent.channel == _text(channel),
+        )
+        if status == "unknown":  # no row, or a row saying unknown
+            return not_(row.where(ContactConsent.status.in_(["subscribed", "unsubscribed"])))
+        return row.where(ContactConsent.status == _text(status))
+
+    def segment(
+        self, node: SegmentNode, at: str, stack: tuple[uuid.UUID, ...]
+    ) -> ColumnElement[bool]:
+        segment_id = node.segment.id
+        ref = self.ctx.segments.get(segment_id)
+        if ref is None:
+            raise rule_error(at, f"No segment with id {segment_id}.", "unknown_segment")
+        if segment_id in stack:
+            raise rule_error(at, "Segments reference each other in a cycle.", "cycle")
+        if ref.kind == "static":
+            return exists().where(
+                SegmentMembership.segment_id == segment_id,
+                SegmentMembership.contact_id == Contact.id,
+                SegmentMembership.workspace_id == self.ctx.workspace_id,
+            )
+        if ref.rule is None:
+            raise rule_error(at, f"Segment {segment_id} has no rule.", "unknown_segment")
+        return self.rule(ref.rule, at, (*stack, segment_id))
+
+
+# -- jsonb conditions (contact attributes and event properties) -------------------------------
+
+
+def property_condition(cond: PropertyFilter) -> ColumnElement[bool]:
+    return json_condition(Event.properties, cond.path, cond.op, cond.value)
+
+
+def json_condition(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    path: Sequence[str],
+    op: str,
+    value: object,
+) -> ColumnElement[bool]:
+    """`op` on the JSON value at `path` inside a jsonb column; never NULL, never an error."""
+    if op in ("neq", "not_in", "not_exists"):
+        positive = {"neq": "eq", "not_in": "in", "not_exists": "exists"}[op]
+        return not_(json_condition(column, path, positive, value))
+    if op == "eq":
+        return column.op("@>")(literal(_nest(path, value), JSONB))
+    if op == "in":
+        assert isinstance(value, list)
+        return or_(*(json_condition(column, path, "eq", v) for v in value))
+    where = literal(list(path), ARRAY(Text))
+    node = column.op("#>", return_type=JSONB)(where)
+    text = column.op("#>>", return_type=Text)(where)
+    kind = func.jsonb_typeof(node)
+    if op == "exists":
+        return func.coalesce(kind, "null") != "null"
+    if op == "contains":
+        in_array = column.op("@>")(literal(_nest(path, [value]), JSONB))
+        if not isinstance(value, str):
+            return in_array
+        return or_(in_array, _when(kind == "string", func.strpos(text, _text(value)) > 0))
+    if op == "starts_with":
+        return _when(kind == "string", func.starts_with(text, _text(str(value))))
+    bounds = [b for b in (value if isinstance(value, list) else [value]) if _is_scalar(b)]
+    numeric = isinstance(bounds[0], int | float) and not isinstance(bounds[0], bool)
+    typed = text.cast(Numeric) if numeric else text.collate("C")
+    params = [_number(b) if isinstance(b, int | float) else _text(str(b)) for b in bounds]
+    compare = {
+        "gt": lambda: typed > params[0],
+        "gte": lambda: typed >= params[0],
+        "lt": lambda: typed < params[0],
+        "lte": lambda: typed <= params[0],
+        "between": lambda: and_(typed >= params[0], typed <= params[1]),
+    }[op]()
+    return _when(kind == ("number" if numeric else "string"), compare)
+
+
+def _when(guard: ColumnElement[bool], then: ColumnElement[bool]) -> ColumnElement[bool]:
+    """CASE guarantees `then` is evaluated only when `guard` holds (e.g. before a cast)."""
+    return case((guard, then), else_=false())
+
+
+def _is_scalar(value: object) -> TypeGuard[Scalar]:
+    return isinstance(value, str | int | float)

@@ -1,0 +1,624 @@
+"""The segment rule language: JSON in, a validated tree of frozen nodes out.
+
+Every node is an object with exactly one key naming its kind:
+
+    {"all": [...]}  {"any": [...]}  {"not": {...}}
+    {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}}
+    {"event": {"type": "email.clicked", "where": [...], "count": {"gte": 1}, "within": "P7D"}}
+    {"consent": {"channel": "email", "status": "subscribed"}}
+    {"segment": {"id": "<uuid>"}}
+
+`parse_rule` checks the whole tree and reports every problem at once (`RuleError.errors`,
+each with a JSON pointer into the rule). Semantics are documented in docs/segments-rules.md;
+`app.segments.compiler` turns a rule into one SQL statement.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.contacts.models import CHANNELS, CONSENT_STATUSES
+from app.core.errors import FieldError
+
+MAX_DEPTH = 8  # nesting levels of all/any/not
+MAX_CONDITIONS = 100  # leaf conditions in one rule (segment references count as one)
+MAX_CHILDREN = 50  # items in one all/any
+MAX_VALUES = 100  # items in an in/not_in list
+MAX_STRING = 500  # characters in one compared string
+MAX_COUNT = 1_000_000  # largest event count bound
+MAX_DURATION = timedelta(days=3660)
+MAX_PATH_DEPTH = 8
+
+Scalar: TypeAlias = str | int | float | bool
+AttributeValue: TypeAlias = Scalar | list[Scalar] | None
+
+STRING_FIELDS = ("email", "email_domain", "external_id", "timezone", "locale")
+DATE_FIELDS = ("created_at", "last_activity_at")
+STANDARD_FIELDS = STRING_FIELDS + DATE_FIELDS
+
+STRING_OPS = ("eq", "neq", "in", "not_in", "contains", "starts_with", "exists", "not_exists")
+DATE_OPS = ("before", "after", "between", "within_last", "within_next", "exists", "not_exists")
+JSON_OPS = (
+    *("eq", "neq", "in", "not_in", "contains", "starts_with"),
+    *("gt", "gte", "lt", "lte", "between", "exists", "not_exists"),
+)
+AttributeOp = Literal[
+    "eq",
+    "neq",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "exists",
+    "not_exists",
+    "before",
+    "after",
+    "within_last",
+    "within_next",
+]
+
+_SEGMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_DURATION_RE = re.compile(
+    r"^P(?:(?P<w>\d{1,5})W)?(?:(?P<d>\d{1,5})D)?"
+    r"(?:T(?:(?P<h>\d{1,6})H)?(?:(?P<m>\d{1,7})M)?(?:(?P<s>\d{1,9})S)?)?$"
+)
+_COUNT_KEYS = {
+    "gte": "min",
+    "at_least": "min",
+    "gt": "min_excl",
+    "lte": "max",
+    "at_most": "max",
+    "lt": "max_excl",
+    "eq": "exact",
+    "exactly": "exact",
+}
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AttributeCondition(_Node):
+    field: str = Field(description="A standard field or `attributes.<path>`")
+    op: AttributeOp
+    value: AttributeValue = None
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The JSON path inside `attributes` (empty for standard fields)."""
+        return tuple(self.field.split(".")[1:]) if self.field.startswith("attributes.") else ()
+
+
+class PropertyFilter(_Node):
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.property.split("."))
+
+    property: str = Field(description="Path inside the event's `properties`, e.g. `url`")
+    op: AttributeOp
+    value: AttributeValue = None
+
+
+class EventCount(_Node):
+    """Inclusive bounds on how many matching events a contact has (normalised form)."""
+
+    min: int = 1
+    max: int | None = None
+
+
+class EventCondition(_Node):
+    type: str
+    where: list[PropertyFilter] = Field(default_factory=list)
+    count: EventCount = Field(default_factory=EventCount)
+    within: str | None = Field(default=None, description="ISO 8601 duration; null means ever")
+
+
+class ConsentCondition(_Node):
+    channel: str
+    status: str
+
+
+class SegmentCondition(_Node):
+    id: uuid.UUID
+
+
+class AllNode(_Node):
+    all: list[Rule]
+
+
+class AnyNode(_Node):
+    any: list[Rule]
+
+
+class NotNode(_Node):
+    not_: Rule = Field(alias="not")
+
+
+class AttributeNode(_Node):
+    attribute: AttributeCondition
+
+
+class EventNode(_Node):
+    event: EventCondition
+
+
+class ConsentNode(_Node):
+    consent: ConsentCondition
+
+
+class SegmentNode(_Node):
+    segment: SegmentCondition
+
+
+Rule: TypeAlias = (
+    AllNode | AnyNode | NotNode | AttributeNode | EventNode | ConsentNode | SegmentNode
+)
+
+for _model in (AllNode, AnyNode, NotNode):
+    _model.model_rebuild()
+
+
+class RuleError(Exception):
+    """An invalid rule; `errors` lists every problem with a JSON pointer into the rule."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def rule_error(pointer: str, message: str, code: str) -> RuleError:
+    return RuleError([FieldError(pointer=pointer, location="body", message=message, code=code)])
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """`P7D`, `PT12H`, `P2W`, `P1DT6H` ... (weeks, days, hours, minutes, seconds)."""
+    match = _DURATION_RE.match(text)
+    if match is None or text in ("P", "PT") or text.endswith("T"):
+        return None
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    delta = timedelta(
+        weeks=parts.get("w", 0),
+        days=parts.get("d", 0),
+        hours=parts.get("h", 0),
+        minutes=parts.get("m", 0),
+        seconds=parts.get("s", 0),
+    )
+    return delta if timedelta(0) < delta <= MAX_DURATION else None
+
+
+def parse_instant(text: str) -> datetime | None:
+    """An RFC 3339 timestamp with an offset (`2026-01-31T00:00:00Z`)."""
+    if not re.match(
+        r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})$", text
+    ):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.conditions = 0
+
+    def fail(self, pointer: str, message: str, code: str) -> None:
+        self.errors.append(FieldError(pointer=pointer, location="body", message=message, code=code))
+
+    def obj(
+        self, data: object, at: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, object] | None:
+        if not isinstance(data, dict):
+            self.fail(at, "Expected an object.", "invalid_type")
+            return None
+        ok = True
+        for key in data:
+            if key not in allowed:
+                expected = ", ".join(f"`{a}`" for a in allowed)
+                self.fail(
+                    f"{at}/{_escape(str(key))}",
+                    f"Unknown key; expected {expected}.",
+                    "extra_forbidden",
+                )
+                ok = False
+        for key in required:
+            if key not in data:
+                self.fail(f"{at}/{key}", f"`{key}` is required.", "missing")
+                ok = False
+        return data if ok else None
+
+    def node(self, data: object, at: str, depth: int) -> Rule | None:
+        kinds = ("all", "any", "not", "attribute", "event", "consent", "segment")
+        if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in kinds:
+            names = ", ".join(f"`{k}`" for k in kinds)
+            self.fail(at, f"Expected an object with exactly one key of {names}.", "invalid_node")
+            return None
+        kind, body = next(iter(data.items()))
+        at = f"{at}/{kind}"
+        if kind in ("all", "any", "not") and depth >= MAX_DEPTH:
+            self.fail(at, f"Rules nest at most {MAX_DEPTH} levels deep.", "too_deep")
+            return None
+        if kind in ("all", "any"):
+            if not isinstance(body, list) or not body:
+                self.fail(at, "Expected a non-empty list of rules.", "invalid_type")
+                return None
+            if len(body) > MAX_CHILDREN:
+                self.fail(at, f"At most {MAX_CHILDREN} rules in one list.", "too_large")
+                return None
+            children = [self.node(child, f"{at}/{i}", depth + 1) for i, child in enumerate(body)]
+            if any(child is None for child in children):
+                return None
+            kept = [child for child in children if child is not None]
+            return AllNode(all=kept) if kind == "all" else AnyNode(any=kept)
+        if kind == "not":
+            inner = self.node(body, at, depth + 1)
+            return None if inner is None else NotNode(not_=inner)
+        self.conditions += 1
+        if self.conditions == MAX_CONDITIONS + 1:
+            self.fail(at, f"A rule holds at most {MAX_CONDITIONS} conditions.", "too_large")
+        if kind == "attribute":
+            attribute = self.attribute(body, at)
+            return None if attribute is None else AttributeNode(attribute=attribute)
+        if kind == "event":
+            event = self.event(body, at)
+            return None if event is None else EventNode(event=event)
+        if kind == "consent":
+            consent = self.consent(body, at)
+            return None if consent is None else ConsentNode(consent=consent)
+        segment = self.segment(body, at)
+        return None if segment is None else SegmentNode(segment=segment)
+
+    # -- leaves ---------------------------------------------------------------------------
+
+    def attribute(self, data: object, at: str) -> AttributeCondition | None:
+        body = self.obj(data, at, ("field", "op", "value"), ("field", "op"))
+        if body is None:
+            return None
+        field = body["field"]
+        if not isinstance(field, str):
+            self.fail(f"{at}/field", "Expected a string.", "invalid_type")
+            return None
+        if field in STRING_FIELDS:
+            ops: tuple[str, ...] = STRING_OPS
+        elif field in DATE_FIELDS:
+            ops = DATE_OPS
+        elif field.startswith("attributes.") and self.path(field[11:], f"{at}/field"):
+            ops = JSON_OPS
+        else:
+            if not field.startswith("attributes."):
+                names = ", ".join(f"`{f}`" for f in STANDARD_FIELDS)
+                self.fail(
+                    f"{at}/field",
+                    f"Unknown field; expected one of {names} or `attributes.<path>`.",
+                    "unknown_field",
+                )
+            return None
+        value = self.operator(
+            body,
+            at,
+            ops,
+            kind="date" if field in DATE_FIELDS else ("string" if ops is STRING_OPS else "json"),
+        )
+        if value is _INVALID:
+            return None
+        if field == "email_domain":
+            value = _lower(value)
+        return AttributeCondition(field=field, op=body["op"], value=value)
+
+    def path(self, path: str, at: str) -> bool:
+        segments = path.split(".")
+        if len(segments) > MAX_PATH_DEPTH or not all(_SEGMENT_RE.match(s) for s in segments):
+            self.fail(
+                at,
+                f"Expected a dotted path of up to {MAX_PATH_DEPTH} names (letters, digits,"
+                " `_`, `-`; not starting with a digit).",
+                "invalid_path",
+            )
+            return False
+        return True
+
+    def operator(
+        self, body: dict[str, object], at: str, ops: tuple[str, ...], kind: str
+    ) -> AttributeValue | object:
+        op = body["op"]
+        if op not in ops:
+            expected = ", ".join(f"`{o}`" for o in ops)
+            self.fail(
+                f"{at}/op",
+                f"Unsupported operator here; expected one of {expected}.",
+                "invalid_operator",
+            )
+            return _INVALID
+        value = body.get("value")
+        where = f"{at}/value"
+        if op in ("exists", "not_exists"):
+            if "value" in body and value is not None:
+                self.fail(where, f"`{op}` takes no value.", "extra_forbidden")
+                return _INVALID
+            return None
+        if "value" not in body:
+            self.fail(where, f"`{op}` needs a value.", "missing")
+            return _INVALID
+        expectation = self.expectation(str(op), kind)
+        if not self.valid_value(str(op), kind, value):
+            self.fail(where, f"Expected {expectation}.", "invalid_value")
+            return _INVALID
+        return value
+
+    @staticmethod
+    def expectation(op: str, kind: str) -> str:
+        if kind == "date":
+            if op in ("within_last", "within_next"):
+                return (
+                    "an ISO 8601 duration such as `P7D` or `PT12H` (weeks, days, hours,"
+                    " minutes, seconds; at most 3660 days)"
+                )
+            if op == "between":
+                return "a list of two RFC 3339 timestamps with offsets, earliest first"
+            return "an RFC 3339 timestamp with an offset, e.g. `2026-01-31T00:00:00Z`"
+        if op in ("in", "not_in"):
+            return f"a non-empty list of up to {MAX_VALUES} strings" + (
+                "" if kind == "string" else ", numbers or booleans"
+            )
+        if op == "starts_with" or kind == "string":
+            return f"a string of up to {MAX_STRING} characters"
+        if op in ("gt", "gte", "lt", "lte"):
+            return "a number or a string"
+        if op == "between":
+            return "a list of two numbers or two strings, lowest first"
+        return "a string, number or boolean"
+
+    @staticmethod
+    def valid_value(op: str, kind: str, value: object) -> bool:
+        if kind == "date":
+            if op in ("within_last", "within_next"):
+                return isinstance(value, str) and parse_duration(value) is not None
+            if op == "between":
+                if not isinstance(value, list) or len(value) != 2:
+                    return False
+                bounds = [parse_instant(v) if isinstance(v, str) else None for v in value]
+                return bounds[0] is not None and bounds[1] is not None and bounds[0] <= bounds[1]
+            return isinstance(value, str) and parse_instant(value) is not None
+        scalar = _is_string if kind == "string" or op == "starts_with" else _is_scalar
+        if op in ("in", "not_in"):
+            return (
+                isinstance(value, list)
+                and 0 < len(value) <= MAX_VALUES
+                and all(scalar(v) for v in value)
+            )
+        if op in ("gt", "gte", "lt", "lte"):
+            return _is_string(value) or _is_number(value)
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                return False
+            low, high = value
+            same = (_is_number(low) and _is_number(high)) or (_is_string(low) and _is_string(high))
+            return same and low <= high
+        return scalar(value)
+
+    def event(self, data: object, at: str) -> EventCondition | None:
+        body = self.obj(data, at, ("type", "where", "count", "within"), ("type",))
+        if body is None:
+            return None
+        ok = True
+        kind = body["type"]
+        if not isinstance(kind, str) or not kind.strip() or len(kind) > 200:
+            self.fail(
+                f"{at}/type",
+                "Expected an event type (non-empty string, up to 200 characters).",
+                "invalid_value",
+            )
+            ok = False
+        filters: list[PropertyFilter] = []
+        where = body.get("where", [])
+        if not isinstance(where, list) or len(where) > 20:
+            self.fail(
+                f"{at}/where", "Expected a list of up to 20 property filters.", "invalid_type"
+            )
+            ok = False
+        else:
+            for i, item in enumerate(where):
+                found = self.property_filter(item, f"{at}/where/{i}")
+                ok = ok and found is not None
+                if found is not None:
+                    filters.append(found)
+        count = self.count(body.get("count"), f"{at}/count")
+        within = body.get("within")
+        if within is not None and (not isinstance(within, str) or parse_duration(within) is None):
+            self.fail(
+                f"{at}/within",
+                "Expected an ISO 8601 duration such as `P7D` (at most 3660 days), or null (ever).",
+                "invalid_duration",
+            )
+            ok = False
+        if not ok or count is None:
+            return None
+        return EventCondition(type=str(kind), where=filters, count=count, within=within)
+
+    def property_filter(self, data: object, at: str) -> PropertyFilter | None:
+        body = self.obj(data, at, ("property", "op", "value"), ("property", "op"))
+        if body is None:
+            return None
+        name = body["property"]
+        if not isinstance(name, str) or not self.path(name, f"{at}/property"):
+            if not isinstance(name, str):
+                self.fail(f"{at}/property", "Expected a string.", "invalid_type")
+            return None
+        value = self.operator(body, at, JSON_OPS, kind="json")
+        if value is _INVALID:
+            return None
+        return PropertyFilter(property=name, op=body["op"], value=value)
+
+    def count(self, data: object, at: str) -> EventCount | None:
+        if data is None:
+            return EventCount()
+        allowed = tuple(_COUNT_KEYS)
+        body = self.obj(data, at, allowed, ())
+        if body is None:
+            return None
+        low, high = 0, None
+        bounded = False
+        for key, raw in body.items():
+            if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= MAX_COUNT:
+                self.fail(
+                    f"{at}/{key}", f"Expected an integer from 0 to {MAX_COUNT}.", "invalid_value"
+                )
+                return None
+            meaning = _COUNT_KEYS[key]
+            if meaning in ("min", "min_excl", "exact"):
+                low = max(low, raw + (1 if meaning == "min_excl" else 0))
+            if meaning in ("max", "max_excl", "exact"):
+                if meaning == "max_excl" and raw == 0:
+                    self.fail(f"{at}/{key}", "`lt` must be at least 1.", "invalid_value")
+                    return None
+                limit = raw - (1 if meaning == "max_excl" else 0)
+                high = limit if high is None else min(high, limit)
+            bounded = True
+        if not bounded:
+            self.fail(
+                at,
+                "Expected at least one of " + ", ".join(f"`{k}`" for k in allowed) + ".",
+                "missing",
+            )
+            return None
+        if high is not None and low > high:
+            self.fail(at, "The count bounds exclude every number.", "invalid_value")
+            return None
+        return EventCount(min=low, max=high)
+
+    def consent(self, data: object, at: str) -> ConsentCondition | None:
+        body = self.obj(data, at, ("channel", "status"), ("channel", "status"))
+        if body is None:
+            return None
+        ok = True
+        for key, choices in (("channel", CHANNELS), ("status", CONSENT_STATUSES)):
+            if body[key] not in choices:
+                self.fail(
+                    f"{at}/{key}",
+                    "Expected one of " + ", ".join(f"`{c}`" for c in choices) + ".",
+                    "invalid_value",
+                )
+                ok = False
+        return (
+            ConsentCondition(channel=str(body["channel"]), status=str(body["status"]))
+            if ok
+            else None
+        )
+
+    def segment(self, data: object, at: str) -> SegmentCondition | None:
+        body = self.obj(data, at, ("id",), ("id",))
+        if body is None:
+            return None
+        try:
+            return SegmentCondition(
+                id=uuid.UUID(str(body["id"])) if isinstance(body["id"], str) else _bad()
+            )
+        except ValueError:
+            self.fail(f"{at}/id", "Expected a segment id (UUID).", "invalid_value")
+            return None
+
+
+_INVALID = object()
+
+
+def _bad() -> uuid.UUID:
+    raise ValueError
+
+
+def _is_string(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_STRING
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and abs(value) < 1e15
+
+
+def _is_scalar(value: object) -> bool:
+    return _is_string(value) or _is_number(value) or isinstance(value, bool)
+
+
+def _lower(value: object) -> AttributeValue:
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, list):
+        return [v.lower() if isinstance(v, str) else v for v in value]
+    return None
+
+
+def parse_rule(data: object) -> Rule:
+    """Validate a rule given as parsed JSON; raise `RuleError` listing every problem."""
+    parser = _Parser()
+    rule = parser.node(data, "", 0)
+    if parser.errors or rule is None:
+        raise RuleError(parser.errors)
+    return rule
+
+
+def iter_nodes(rule: Rule) -> Iterator[Rule]:
+    yield rule
+    if isinstance(rule, AllNode):
+        for child in rule.all:
+            yield from iter_nodes(child)
+    elif isinstance(rule, AnyNode):
+        for child in rule.any:
+            yield from iter_nodes(child)
+    elif isinstance(rule, NotNode):
+        yield from iter_nodes(rule.not_)
+
+
+def referenced_segment_ids(rule: Rule) -> set[uuid.UUID]:
+    """Segments this rule references directly (not through them), for cycle checks."""
+    return {node.segment.id for node in iter_nodes(rule) if isinstance(node, SegmentNode)}
+
+
+RULE_EXAMPLES: list[dict[str, object]] = [
+    {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}},
+    {
+        "all": [
+            {"event": {"type": "email.clicked", "count": {"gte": 1}, "within": "P7D"}},
+            {"not": {"event": {"type": "email.replied", "within": "P30D"}}},
+            {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}},
+        ]
+    },
+    {
+        "any": [
+            {"attribute": {"field": "email_domain", "op": "eq", "value": "example.com"}},
+            {
+                "all": [
+                    {"attribute": {"field": "created_at", "op": "within_last", "value": "P30D"}},
+                    {"attribute": {"field": "attributes.score", "op": "gte", "value": 50}},
+                    {"consent": {"channel": "email", "status": "subscribed"}},
+                ]
+            },
+        ]
+    },
+    {
+        "event": {
+            "type": "purchase",
+            "where": [{"property": "revenue", "op": "gt", "value": 100}],
+            "count": {"at_least": 2},
+            "within": "P90D",
+        }
+    },
+    {"segment": {"id": "0190f3c8-8d2e-7b61-9a55-000000000001"}},
+]
