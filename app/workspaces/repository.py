@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,12 @@ class WorkspaceStore:
 
     async def get(self, workspace_id: uuid.UUID) -> Workspace | None:
         return await self.session.get(Workspace, workspace_id)
+
+    async def settings_of(self, workspace_id: uuid.UUID) -> dict[str, Any] | None:
+        result = await self.session.execute(
+            select(Workspace.settings).where(Workspace.id == workspace_id)
+        )
+        return result.scalar_one_or_none()
 
     def add(self, workspace: Workspace) -> Workspace:
         self.session.add(workspace)

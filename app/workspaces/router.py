@@ -44,8 +44,11 @@ async def get_workspace(
 @router.patch(
     "/workspace",
     tags=["Workspace"],
-    summary="Rename the workspace",
-    description="Change workspace settings. Needs the `admin` scope.",
+    summary="Rename the workspace or change its settings",
+    description=(
+        "Change the name and/or settings (e.g. `settings.events.unknown_contacts`). Omitted "
+        "fields and settings keep their value. Needs the `admin` scope."
+    ),
     response_model=WorkspaceOut,
     responses=problem_responses(*COMMON_ERRORS, 422),
 )

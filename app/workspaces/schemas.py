@@ -16,6 +16,47 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 _EXAMPLE_TIME = "2026-11-22T09:30:00Z"
 
 
+UnknownContacts = Literal["create", "reject"]
+
+
+class EventSettings(ResponseModel):
+    """How event ingestion behaves in this workspace."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"unknown_contacts": "create"}]})
+
+    unknown_contacts: UnknownContacts = Field(
+        "create",
+        description=(
+            "An event naming an `external_id` or `email` no contact has: `create` the contact "
+            "(default) or `reject` the event."
+        ),
+    )
+
+
+class WorkspaceSettings(ResponseModel):
+    """Typed workspace settings, stored in `workspaces.settings`; missing keys take defaults."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"events": {"unknown_contacts": "create"}}]}
+    )
+
+    events: EventSettings = Field(default_factory=EventSettings)
+
+
+class EventSettingsUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"unknown_contacts": "reject"}]})
+
+    unknown_contacts: UnknownContacts | None = None
+
+
+class WorkspaceSettingsUpdate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"events": {"unknown_contacts": "reject"}}]}
+    )
+
+    events: EventSettingsUpdate | None = None
+
+
 class WorkspaceOut(ResponseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -23,6 +64,7 @@ class WorkspaceOut(ResponseModel):
                 {
                     "id": "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6a",
                     "name": "Acme Marketing",
+                    "settings": {"events": {"unknown_contacts": "create"}},
                     "created_at": _EXAMPLE_TIME,
                     "updated_at": _EXAMPLE_TIME,
                 }
@@ -32,14 +74,25 @@ class WorkspaceOut(ResponseModel):
 
     id: uuid.UUID
     name: str
+    settings: WorkspaceSettings
     created_at: datetime
     updated_at: datetime
 
 
 class WorkspaceUpdate(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Acme Growth Team"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Acme Growth Team"},
+                {"settings": {"events": {"unknown_contacts": "reject"}}},
+            ]
+        }
+    )
 
-    name: Name
+    name: Name | None = None
+    settings: WorkspaceSettingsUpdate | None = Field(
+        None, description="Only the settings given change; the others keep their value."
+    )
 
 
 class MemberCreate(RequestModel):

@@ -19,7 +19,13 @@ from app.workspaces.repository import (
     MemberRepository,
     WorkspaceStore,
 )
-from app.workspaces.schemas import ApiKeyCreate, MemberCreate, MemberUpdate, WorkspaceUpdate
+from app.workspaces.schemas import (
+    ApiKeyCreate,
+    MemberCreate,
+    MemberUpdate,
+    WorkspaceSettings,
+    WorkspaceUpdate,
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,24 @@ async def update_workspace(
     session: AsyncSession, workspace_id: uuid.UUID, changes: WorkspaceUpdate
 ) -> Workspace:
     workspace = await get_workspace(session, workspace_id)
-    workspace.name = changes.name
+    if "name" in changes.model_fields_set:
+        if changes.name is None:
+            raise Unprocessable("`name` cannot be null.")
+        workspace.name = changes.name
+    if changes.settings is not None:
+        current = WorkspaceSettings.model_validate(workspace.settings or {}).model_dump()
+        for section, values in changes.settings.model_dump(exclude_none=True).items():
+            current[section].update(values)
+        # A new dict (not an in-place edit) so SQLAlchemy sees the JSONB change.
+        workspace.settings = WorkspaceSettings.model_validate(current).model_dump()
     await session.flush()
     return workspace
+
+
+async def get_settings(session: AsyncSession, workspace_id: uuid.UUID) -> WorkspaceSettings:
+    """The workspace's typed settings (defaults for anything never set)."""
+    settings = await WorkspaceStore(session).settings_of(workspace_id)
+    return WorkspaceSettings.model_validate(settings or {})
 
 
 async def list_members(
