@@ -274,7 +274,7 @@ def json_condition(
         positive = {"neq": "eq", "not_in": "in", "not_exists": "exists"}[op]
         return not_(json_condition(column, path, positive, value))
     if op == "eq":
-        return column.op("@>")(literal(_nest(path, value), JSONB))
+        return column.bool_op("@>")(literal(_nest(path, value), JSONB))
     if op == "in":
         assert isinstance(value, list)
         return or_(*(json_condition(column, path, "eq", v) for v in value))
@@ -285,7 +285,7 @@ def json_condition(
     if op == "exists":
         return func.coalesce(kind, "null") != "null"
     if op == "contains":
-        in_array = column.op("@>")(literal(_nest(path, [value]), JSONB))
+        in_array = column.bool_op("@>")(literal(_nest(path, [value]), JSONB))
         if not isinstance(value, str):
             return in_array
         return or_(in_array, _when(kind == "string", func.strpos(text, _text(value)) > 0))
