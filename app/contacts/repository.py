@@ -229,7 +229,7 @@ class ContactRepository(WorkspaceRepository[Contact]):
             statement,
             {"ext_ids": [p[0] for p in pairs], "emails": [p[1] for p in pairs]},
         )
-        return {external_id for (external_id,) in result.tuples() if external_id}
+        return {str(row[0]) for row in result if row[0]}
 
     async def _email_owners(self, emails: Sequence[str | None]) -> dict[str, str | None]:
         wanted = [e for e in emails if e]
@@ -240,7 +240,7 @@ class ContactRepository(WorkspaceRepository[Contact]):
                 Contact.workspace_id == self.workspace_id, Contact.email.in_(wanted)
             )
         )
-        return {email: external_id for email, external_id in result.tuples() if email}
+        return {row[0]: row[1] for row in result if row[0]}
 
     async def _ids_by(self, column: Any, keys: Sequence[str]) -> dict[str, uuid.UUID]:
         if not keys:
@@ -250,7 +250,7 @@ class ContactRepository(WorkspaceRepository[Contact]):
                 Contact.workspace_id == self.workspace_id, column.in_(keys)
             )
         )
-        return dict(result.tuples())
+        return {row[0]: row[1] for row in result}
 
     async def _insert(
         self, rows: Sequence[UpsertRow], now: datetime, arbiter: Any
