@@ -1,221 +1,53 @@
-"""The segment rule language: JSON in, a validated tree of frozen nodes out.
-
-Every node is an object with exactly one key naming its kind:
-
-    {"all": [...]}  {"any": [...]}  {"not": {...}}
-    {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}}
-    {"event": {"type": "email.clicked", "where": [...], "count": {"gte": 1}, "within": "P7D"}}
-    {"consent": {"channel": "email", "status": "subscribed"}}
-    {"segment": {"id": "<uuid>"}}
-
-`parse_rule` checks the whole tree and reports every problem at once (`RuleError.errors`,
-each with a JSON pointer into the rule). Semantics are documented in docs/segments-rules.md;
-`app.segments.compiler` turns a rule into one SQL statement.
-"""
+"""Validation of a rule given as parsed JSON: every problem, each with a JSON pointer."""
 
 from __future__ import annotations
 
 import math
-import re
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from typing import Literal, TypeAlias
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.contacts.models import CHANNELS, CONSENT_STATUSES
 from app.core.errors import FieldError
-
-MAX_DEPTH = 8  # nesting levels of all/any/not
-MAX_CONDITIONS = 100  # leaf conditions in one rule (segment references count as one)
-MAX_CHILDREN = 50  # items in one all/any
-MAX_VALUES = 100  # items in an in/not_in list
-MAX_STRING = 500  # characters in one compared string
-MAX_COUNT = 1_000_000  # largest event count bound
-MAX_DURATION = timedelta(days=3660)
-MAX_PATH_DEPTH = 8
-
-Scalar: TypeAlias = str | int | float | bool
-AttributeValue: TypeAlias = Scalar | list[Scalar] | None
-
-STRING_FIELDS = ("email", "email_domain", "external_id", "timezone", "locale")
-DATE_FIELDS = ("created_at", "last_activity_at")
-STANDARD_FIELDS = STRING_FIELDS + DATE_FIELDS
-
-STRING_OPS = ("eq", "neq", "in", "not_in", "contains", "starts_with", "exists", "not_exists")
-DATE_OPS = ("before", "after", "between", "within_last", "within_next", "exists", "not_exists")
-JSON_OPS = (
-    *("eq", "neq", "in", "not_in", "contains", "starts_with"),
-    *("gt", "gte", "lt", "lte", "between", "exists", "not_exists"),
+from app.segments.rules.nodes import (
+    COUNT_KEYS,
+    DATE_FIELDS,
+    DATE_OPS,
+    JSON_OPS,
+    MAX_CHILDREN,
+    MAX_CONDITIONS,
+    MAX_COUNT,
+    MAX_DEPTH,
+    MAX_PATH_DEPTH,
+    MAX_STRING,
+    MAX_VALUES,
+    SEGMENT_RE,
+    STANDARD_FIELDS,
+    STRING_FIELDS,
+    STRING_OPS,
+    AllNode,
+    AnyNode,
+    AttributeCondition,
+    AttributeNode,
+    AttributeValue,
+    ConsentCondition,
+    ConsentNode,
+    EventCondition,
+    EventCount,
+    EventNode,
+    NotNode,
+    PropertyFilter,
+    Rule,
+    SegmentCondition,
+    SegmentNode,
+    parse_duration,
+    parse_instant,
 )
-AttributeOp = Literal[
-    "eq",
-    "neq",
-    "in",
-    "not_in",
-    "contains",
-    "starts_with",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "between",
-    "exists",
-    "not_exists",
-    "before",
-    "after",
-    "within_last",
-    "within_next",
-]
-
-_SEGMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<w>\d{1,5})W)?(?:(?P<d>\d{1,5})D)?"
-    r"(?:T(?:(?P<h>\d{1,6})H)?(?:(?P<m>\d{1,7})M)?(?:(?P<s>\d{1,9})S)?)?$"
-)
-_COUNT_KEYS = {
-    "gte": "min",
-    "at_least": "min",
-    "gt": "min_excl",
-    "lte": "max",
-    "at_most": "max",
-    "lt": "max_excl",
-    "eq": "exact",
-    "exactly": "exact",
-}
-
-
-class _Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class AttributeCondition(_Node):
-    field: str = Field(description="A standard field or `attributes.<path>`")
-    op: AttributeOp
-    value: AttributeValue = None
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        """The JSON path inside `attributes` (empty for standard fields)."""
-        return tuple(self.field.split(".")[1:]) if self.field.startswith("attributes.") else ()
-
-
-class PropertyFilter(_Node):
-    @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(self.property.split("."))
-
-    property: str = Field(description="Path inside the event's `properties`, e.g. `url`")
-    op: AttributeOp
-    value: AttributeValue = None
-
-
-class EventCount(_Node):
-    """Inclusive bounds on how many matching events a contact has (normalised form)."""
-
-    min: int = 1
-    max: int | None = None
-
-
-class EventCondition(_Node):
-    type: str
-    where: list[PropertyFilter] = Field(default_factory=list)
-    count: EventCount = Field(default_factory=EventCount)
-    within: str | None = Field(default=None, description="ISO 8601 duration; null means ever")
-
-
-class ConsentCondition(_Node):
-    channel: str
-    status: str
-
-
-class SegmentCondition(_Node):
-    id: uuid.UUID
-
-
-class AllNode(_Node):
-    all: list[Rule]
-
-
-class AnyNode(_Node):
-    any: list[Rule]
-
-
-class NotNode(_Node):
-    not_: Rule = Field(alias="not")
-
-
-class AttributeNode(_Node):
-    attribute: AttributeCondition
-
-
-class EventNode(_Node):
-    event: EventCondition
-
-
-class ConsentNode(_Node):
-    consent: ConsentCondition
-
-
-class SegmentNode(_Node):
-    segment: SegmentCondition
-
-
-Rule: TypeAlias = (
-    AllNode | AnyNode | NotNode | AttributeNode | EventNode | ConsentNode | SegmentNode
-)
-
-for _model in (AllNode, AnyNode, NotNode):
-    _model.model_rebuild()
-
-
-class RuleError(Exception):
-    """An invalid rule; `errors` lists every problem with a JSON pointer into the rule."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors))
-        self.errors = errors
-
-
-def rule_error(pointer: str, message: str, code: str) -> RuleError:
-    return RuleError([FieldError(pointer=pointer, location="body", message=message, code=code)])
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """`P7D`, `PT12H`, `P2W`, `P1DT6H` ... (weeks, days, hours, minutes, seconds)."""
-    match = _DURATION_RE.match(text)
-    if match is None or text in ("P", "PT") or text.endswith("T"):
-        return None
-    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    delta = timedelta(
-        weeks=parts.get("w", 0),
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("m", 0),
-        seconds=parts.get("s", 0),
-    )
-    return delta if timedelta(0) < delta <= MAX_DURATION else None
-
-
-def parse_instant(text: str) -> datetime | None:
-    """An RFC 3339 timestamp with an offset (`2026-01-31T00:00:00Z`)."""
-    if not re.match(
-        r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})$", text
-    ):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-class _Parser:
+class Parser:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.conditions = 0
@@ -325,7 +157,7 @@ class _Parser:
 
     def path(self, path: str, at: str) -> bool:
         segments = path.split(".")
-        if len(segments) > MAX_PATH_DEPTH or not all(_SEGMENT_RE.match(s) for s in segments):
+        if len(segments) > MAX_PATH_DEPTH or not all(SEGMENT_RE.match(s) for s in segments):
             self.fail(
                 at,
                 f"Expected a dotted path of up to {MAX_PATH_DEPTH} names (letters, digits,"
@@ -470,7 +302,7 @@ class _Parser:
     def count(self, data: object, at: str) -> EventCount | None:
         if data is None:
             return EventCount()
-        allowed = tuple(_COUNT_KEYS)
+        allowed = tuple(COUNT_KEYS)
         body = self.obj(data, at, allowed, ())
         if body is None:
             return None
@@ -482,7 +314,7 @@ class _Parser:
                     f"{at}/{key}", f"Expected an integer from 0 to {MAX_COUNT}.", "invalid_value"
                 )
                 return None
-            meaning = _COUNT_KEYS[key]
+            meaning = COUNT_KEYS[key]
             if meaning in ("min", "min_excl", "exact"):
                 low = max(low, raw + (1 if meaning == "min_excl" else 0))
             if meaning in ("max", "max_excl", "exact"):
@@ -563,62 +395,3 @@ def _lower(value: object) -> AttributeValue:
     if isinstance(value, list):
         return [v.lower() if isinstance(v, str) else v for v in value]
     return None
-
-
-def parse_rule(data: object) -> Rule:
-    """Validate a rule given as parsed JSON; raise `RuleError` listing every problem."""
-    parser = _Parser()
-    rule = parser.node(data, "", 0)
-    if parser.errors or rule is None:
-        raise RuleError(parser.errors)
-    return rule
-
-
-def iter_nodes(rule: Rule) -> Iterator[Rule]:
-    yield rule
-    if isinstance(rule, AllNode):
-        for child in rule.all:
-            yield from iter_nodes(child)
-    elif isinstance(rule, AnyNode):
-        for child in rule.any:
-            yield from iter_nodes(child)
-    elif isinstance(rule, NotNode):
-        yield from iter_nodes(rule.not_)
-
-
-def referenced_segment_ids(rule: Rule) -> set[uuid.UUID]:
-    """Segments this rule references directly (not through them), for cycle checks."""
-    return {node.segment.id for node in iter_nodes(rule) if isinstance(node, SegmentNode)}
-
-
-RULE_EXAMPLES: list[dict[str, object]] = [
-    {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}},
-    {
-        "all": [
-            {"event": {"type": "email.clicked", "count": {"gte": 1}, "within": "P7D"}},
-            {"not": {"event": {"type": "email.replied", "within": "P30D"}}},
-            {"attribute": {"field": "attributes.plan", "op": "in", "value": ["pro", "team"]}},
-        ]
-    },
-    {
-        "any": [
-            {"attribute": {"field": "email_domain", "op": "eq", "value": "example.com"}},
-            {
-                "all": [
-                    {"attribute": {"field": "created_at", "op": "within_last", "value": "P30D"}},
-                    {"attribute": {"field": "attributes.score", "op": "gte", "value": 50}},
-                    {"consent": {"channel": "email", "status": "subscribed"}},
-                ]
-            },
-        ]
-    },
-    {
-        "event": {
-            "type": "purchase",
-            "where": [{"property": "revenue", "op": "gt", "value": 100}],
-            "count": {"at_least": 2},
-            "within": "P90D",
-        }
-    },
-    {"segment": {"id": "0190f3c8-8d2e-7b61-9a55-000000000001"}},
-]
