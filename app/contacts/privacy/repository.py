@@ -1,0 +1,147 @@
+"""Queries for export and erasure: everything keyed by one contact, scoped by workspace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.contacts.models import ContactImport, ContactImportError
+from app.core.idempotency import IdempotencyRecord
+from app.core.ids import new_id
+from app.events.models import Event
+from app.segments.models import Segment, SegmentMembership, SegmentMembershipChange
+
+ERASED_TEXT = "[erased]"
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class PrivacyRepository:
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    # --- export ----------------------------------------------------------------------------
+
+    async def events(self, contact_id: uuid.UUID) -> Sequence[Event]:
+        result = await self.session.execute(
+            select(Event)
+            .where(Event.workspace_id == self.workspace_id, Event.contact_id == contact_id)
+            .order_by(Event.occurred_at, Event.id)
+        )
+        return result.scalars().all()
+
+    async def memberships(self, contact_id: uuid.UUID) -> Sequence[Any]:
+        result = await self.session.execute(
+            select(
+                SegmentMembership.segment_id,
+                Segment.name.label("segment_name"),
+                SegmentMembership.entered_at,
+            )
+            .join(Segment, Segment.id == SegmentMembership.segment_id)
+            .where(
+                SegmentMembership.workspace_id == self.workspace_id,
+                SegmentMembership.contact_id == contact_id,
+            )
+            .order_by(SegmentMembership.entered_at)
+        )
+        return result.all()
+
+    async def membership_changes(self, contact_id: uuid.UUID) -> Sequence[SegmentMembershipChange]:
+        result = await self.session.execute(
+            select(SegmentMembershipChange)
+            .where(
+                SegmentMembershipChange.workspace_id == self.workspace_id,
+                SegmentMembershipChange.contact_id == contact_id,
+            )
+            .order_by(SegmentMembershipChange.occurred_at, SegmentMembershipChange.id)
+        )
+        return result.scalars().all()
+
+    # --- erasure ---------------------------------------------------------------------------
+
+    async def scrub_events(self, contact_id: uuid.UUID) -> int:
+        """Empty properties and client ids (free-form, may hold PII); keep type, time, revenue."""
+        result = await self.session.execute(
+            update(Event)
+            .where(
+                Event.workspace_id == self.workspace_id,
+                Event.contact_id == contact_id,
+            )
+            .values(properties={}, client_event_id=None)
+        )
+        return _rowcount(result)
+
+    async def leave_segments(self, contact_id: uuid.UUID, now: datetime) -> int:
+        """Remove every membership, recording `left` and keeping member counts true."""
+        removed = await self.session.execute(
+            delete(SegmentMembership)
+            .where(
+                SegmentMembership.workspace_id == self.workspace_id,
+                SegmentMembership.contact_id == contact_id,
+            )
+            .returning(SegmentMembership.segment_id)
+        )
+        segment_ids = [row[0] for row in removed.all()]
+        if not segment_ids:
+            return 0
+        await self.session.execute(
+            insert(SegmentMembershipChange),
+            [
+                {
+                    "id": new_id(),
+                    "workspace_id": self.workspace_id,
+                    "segment_id": segment_id,
+                    "contact_id": contact_id,
+                    "change": "left",
+                    "occurred_at": now,
+                }
+                for segment_id in segment_ids
+            ],
+        )
+        await self.session.execute(
+            update(Segment)
+            .where(Segment.workspace_id == self.workspace_id, Segment.id.in_(segment_ids))
+            .values(member_count=func.greatest(Segment.member_count - 1, 0))
+        )
+        return len(segment_ids)
+
+    async def scrub_import_errors(self, needles: Collection[str]) -> int:
+        """Import error messages quoting one of `needles` (case-insensitive) are replaced."""
+        if not needles:
+            return 0
+        message = func.lower(ContactImportError.message)
+        result = await self.session.execute(
+            update(ContactImportError)
+            .where(
+                ContactImportError.import_id == ContactImport.id,
+                ContactImport.workspace_id == self.workspace_id,
+                or_(*(func.strpos(message, needle.lower()) > 0 for needle in needles)),
+            )
+            .values(message=ERASED_TEXT)
+        )
+        return _rowcount(result)
+
+    async def forget_stored_responses(self, needles: Collection[str]) -> int:
+        """Idempotency replays (kept 24 h) whose stored body quotes one of `needles`.
+
+        Forgetting a record only means a retry with that key runs again."""
+        if not needles:
+            return 0
+        body = IdempotencyRecord.response_body
+        result = await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.workspace_id == self.workspace_id,
+                body.is_not(None),
+                # `position(needle IN body)` for bytea, in function-call form.
+                or_(*(func.pg_catalog.position(body, literal(n.encode())) > 0 for n in needles)),
+            )
+        )
+        return _rowcount(result)
