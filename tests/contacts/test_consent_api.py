@@ -160,6 +160,12 @@ async def test_backdated_change_goes_to_history_but_not_current(
             "/occurred_at",
         ),
         ({"status": "subscribed", "source": "x", "extra": 1}, "/extra"),
+        ({"status": "subscribed", "source": "nul\x00"}, "/source"),
+        ({"status": "subscribed", "source": "x", "ip": "fe80::1%eth0"}, "/ip"),
+        (
+            {"status": "subscribed", "source": "x", "occurred_at": "0001-01-01T00:00:00+01:00"},
+            "/occurred_at",
+        ),
     ],
 )
 async def test_provenance_is_validated(

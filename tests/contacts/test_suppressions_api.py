@@ -76,6 +76,8 @@ async def test_create_stores_only_the_hash_and_is_idempotent(
         ({"channel": "email", "address": "a@b.c", "reason": "erased"}, "/reason"),
         ({"channel": "email", "address": ""}, "/address"),
         ({"channel": "email"}, "/address"),
+        ({"channel": "email", "address": "a\x00@b.c"}, "/address"),
+        ({"channel": "email", "address": "a@b.c", "note": "\x00"}, "/note"),
     ],
 )
 async def test_create_validation(

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, IPvAnyAddress, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+    field_validator,
+)
 
+from app.contacts.schemas import check_text
 from app.core.schemas import RequestModel, ResponseModel
 
 Channel = Literal["email", "sms"]
@@ -13,8 +23,12 @@ ConsentStatus = Literal["subscribed", "unsubscribed", "unknown"]
 SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual", "erased"]
 # `erased` entries are written only by erasure.
 WritableReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual"]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Address = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+# PostgreSQL cannot store NUL or lone surrogates: refused up front (422, not 500).
+Source = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
+Address = Annotated[
+    str, StringConstraints(min_length=1, max_length=320), AfterValidator(check_text)
+]
+Note = Annotated[str, StringConstraints(max_length=2000), AfterValidator(check_text)]
 
 _TIME = "2026-11-22T09:30:00Z"
 _CONTACT = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6a"
@@ -47,6 +61,21 @@ class ConsentUpdate(RequestModel):
         default=None,
         description="When it happened (RFC 3339, not in the future). Defaults to now.",
     )
+
+    @field_validator("ip")
+    @classmethod
+    def _no_zone(cls, value: IPv4Address | IPv6Address | None) -> IPv4Address | IPv6Address | None:
+        if isinstance(value, IPv6Address) and value.scope_id is not None:
+            raise ValueError("an IPv6 zone (`%...`) is not part of a public address")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        try:
+            return value.astimezone(UTC) if value is not None else None
+        except OverflowError as exc:
+            raise ValueError("out of the supported range (years 1-9999 in UTC)") from exc
 
 
 class ConsentOut(ResponseModel):
@@ -165,7 +194,7 @@ class SuppressionCreate(RequestModel):
     )
     reason: WritableReason = "manual"
     source: Source | None = Field(default=None, description="Who or what reported it.")
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    note: Note | None = None
 
 
 class SuppressionOut(ResponseModel):
