@@ -1,0 +1,454 @@
+"""Every query of the segments domain: segments, memberships, changes, snapshots and the
+dirty-contact queue. All scoped by workspace except `SegmentSweep`, the scheduler's
+system-wide view (it only finds which workspaces and segments have work)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Row,
+    Select,
+    String,
+    Uuid,
+    and_,
+    cast,
+    delete,
+    exists,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from app.contacts.models import Contact
+from app.core.errors import BadRequest
+from app.core.pagination import (
+    PageParams,
+    PageResult,
+    apply_page,
+    to_page,
+)
+from app.core.repository import WorkspaceRepository
+from app.segments.models import (
+    Segment,
+    SegmentCountSnapshot,
+    SegmentDirtyContact,
+    SegmentMembership,
+    SegmentMembershipChange,
+)
+
+Membership = SegmentMembership
+Change = SegmentMembershipChange
+# A condition on a contact id column (membership rows are tested through an alias).
+ContactTest = Callable[[InstrumentedAttribute[uuid.UUID]], ColumnElement[bool]]
+
+
+def uuid7_at(now: datetime) -> ColumnElement[uuid.UUID]:
+    """A UUIDv7 made in SQL for set-wise inserts: the clock's milliseconds, then random bits.
+
+    The SQL twin of `app.core.ids.new_id`, so rows inserted by INSERT ... SELECT stay
+    time-ordered (pagination is by id)."""
+    millis = cast(
+        func.floor(extract("epoch", literal(now, DateTime(timezone=True))) * 1000), BigInteger
+    )
+    stamped = func.overlay(
+        func.uuid_send(func.gen_random_uuid()), func.substr(func.int8send(millis), 3), 1, 6
+    )
+    # gen_random_uuid() is version 4 (0100); setting bits 52 and 53 makes it 7 (0111).
+    return cast(func.encode(func.set_bit(func.set_bit(stamped, 52, 1), 53, 1), "hex"), Uuid)
+
+
+class SegmentRepository(WorkspaceRepository[Segment]):
+    model = Segment
+    noun = "segment"
+
+    async def get_for_update(self, segment_id: uuid.UUID) -> Segment | None:
+        statement = self.scoped().where(Segment.id == segment_id).with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def by_ids(self, ids: Collection[uuid.UUID]) -> list[Segment]:
+        if not ids:
+            return []
+        statement = self.scoped().where(Segment.id.in_(list(ids)))
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def mentioning(self, segment_id: uuid.UUID) -> list[Segment]:
+        """Segments whose rule text contains this id: candidates for a reference (the caller
+        confirms by parsing, so a string that merely contains the id is not a reference)."""
+        statement = self.scoped().where(
+            Segment.id != segment_id,
+            Segment.rule.is_not(None),
+            cast(Segment.rule, String).contains(str(segment_id)),
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def dynamic(self) -> list[Segment]:
+        statement = self.scoped().where(Segment.kind == "dynamic").order_by(Segment.id)
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def has_dynamic(self) -> bool:
+        statement = select(
+            exists().where(Segment.workspace_id == self.workspace_id, Segment.kind == "dynamic")
+        )
+        return bool((await self.session.execute(statement)).scalar())
+
+    async def set_refreshed(self, segment_id: uuid.UUID, count: int, now: datetime) -> None:
+        await self.session.execute(
+            update(Segment)
+            .where(Segment.workspace_id == self.workspace_id, Segment.id == segment_id)
+            .values(member_count=count, refreshed_at=now)
+        )
+
+    async def add_to_count(self, segment_id: uuid.UUID, delta: int) -> None:
+        if delta == 0:
+            return
+        await self.session.execute(
+            update(Segment)
+            .where(Segment.workspace_id == self.workspace_id, Segment.id == segment_id)
+            .values(member_count=Segment.member_count + delta)
+        )
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    contact_id: uuid.UUID
+    email: str | None
+    external_id: str | None
+    entered_at: datetime
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    id: uuid.UUID
+    email: str | None
+    external_id: str | None
+
+
+class MembershipRepository:
+    """The membership table of one workspace, and its entered/left journal.
+
+    Writes are set-wise: one INSERT ... SELECT (or DELETE) per segment, with the journal rows
+    written by the same statement through a data-modifying CTE."""
+
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        if not isinstance(workspace_id, uuid.UUID):
+            raise TypeError("a workspace repository needs the caller's workspace id")
+        self.session = session
+        self.workspace_id = workspace_id
+
+    def _of(self, segment_id: uuid.UUID) -> list[ColumnElement[bool]]:
+        return [Membership.workspace_id == self.workspace_id, Membership.segment_id == segment_id]
+
+    def ids_query(self, segment_id: uuid.UUID) -> Select[uuid.UUID]:
+        return select(Membership.contact_id).where(*self._of(segment_id))
+
+    async def is_member(self, segment_id: uuid.UUID, contact_id: uuid.UUID) -> bool:
+        statement = select(
+            exists().where(*self._of(segment_id), Membership.contact_id == contact_id)
+        )
+        return bool((await self.session.execute(statement)).scalar())
+
+    async def count(self, segment_id: uuid.UUID) -> int:
+        statement = select(func.count()).select_from(Membership).where(*self._of(segment_id))
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def page(self, segment_id: uuid.UUID, params: PageParams) -> PageResult[MemberRow]:
+        statement = (
+            select(Membership.contact_id, Contact.email, Contact.external_id, Membership.entered_at)
+            .join(Contact, Contact.id == Membership.contact_id)
+            .where(*self._of(segment_id), Contact.workspace_id == self.workspace_id)
+        )
+        paged: Select[Any] = apply_page(statement, Membership.contact_id, params)  # type: ignore[arg-type]
+        rows = (await self.session.execute(paged)).all()
+        members = [MemberRow(r.contact_id, r.email, r.external_id, r.entered_at) for r in rows]
+        return to_page(members, params, lambda member: member.contact_id)
+
+    async def enter(
+        self, segment_id: uuid.UUID, candidates: Select[uuid.UUID], now: datetime
+    ) -> int:
+        """Insert the candidates that are not members yet; journal them as `entered`."""
+        source = candidates.subquery("candidates")
+        contact_id = next(iter(source.c))
+        not_yet = ~exists().where(*self._of(segment_id), Membership.contact_id == contact_id)
+        entered = (
+            insert(Membership)
+            .from_select(
+                ["workspace_id", "segment_id", "contact_id", "entered_at"],
+                select(
+                    literal(self.workspace_id, Uuid),
+                    literal(segment_id, Uuid),
+                    contact_id,
+                    literal(now, DateTime(timezone=True)),
+                ).where(not_yet),
+            )
+            .on_conflict_do_nothing()
+            .returning(Membership.contact_id)
+            .cte("entered")
+        )
+        return await self._journal(segment_id, entered, "entered", now)
+
+    async def leave(
+        self,
+        segment_id: uuid.UUID,
+        now: datetime,
+        *,
+        still_member: ContactTest | None = None,
+        among: ContactTest | None = None,
+    ) -> int:
+        """Delete the members (limited to `among`) for which `still_member` is false, and
+        journal them as `left`.
+
+        The leavers are chosen over an alias of the table in a CTE, so conditions built by the
+        rule compiler (which may look up other segments' memberships) never correlate with
+        the table being deleted from."""
+        current = aliased(Membership, name="current")
+        conditions: list[ColumnElement[bool]] = [
+            current.workspace_id == self.workspace_id,
+            current.segment_id == segment_id,
+        ]
+        if among is not None:
+            conditions.append(among(current.contact_id))
+        if still_member is not None:
+            conditions.append(~still_member(current.contact_id))
+        leavers = select(current.contact_id).where(*conditions).cte("leavers")
+        left = (
+            delete(Membership)
+            .where(*self._of(segment_id), Membership.contact_id.in_(select(leavers.c.contact_id)))
+            .returning(Membership.contact_id)
+            .cte("left")
+        )
+        return await self._journal(segment_id, left, "left", now)
+
+    async def _journal(self, segment_id: uuid.UUID, moved: Any, change: str, now: datetime) -> int:
+        statement = (
+            insert(Change)
+            .from_select(
+                ["id", "workspace_id", "segment_id", "contact_id", "change", "occurred_at"],
+                select(
+                    uuid7_at(now),
+                    literal(self.workspace_id, Uuid),
+                    literal(segment_id, Uuid),
+                    moved.c.contact_id,
+                    literal(change, String),
+                    literal(now, DateTime(timezone=True)),
+                ),
+            )
+            .returning(Change.contact_id)
+        )
+        return len((await self.session.execute(statement)).all())
+
+    async def page_changes(
+        self,
+        segment_id: uuid.UUID,
+        params: PageParams,
+        since: datetime | None,
+        change: str | None,
+        contact_id: uuid.UUID | None,
+    ) -> PageResult[SegmentMembershipChange]:
+        statement = select(Change).where(
+            Change.workspace_id == self.workspace_id, Change.segment_id == segment_id
+        )
+        if since is not None:
+            statement = statement.where(Change.occurred_at >= since)
+        if change is not None:
+            statement = statement.where(Change.change == change)
+        if contact_id is not None:
+            statement = statement.where(Change.contact_id == contact_id)
+        paged = apply_page(statement, Change.id, params)
+        rows = (await self.session.execute(paged)).scalars().all()
+        return to_page(rows, params, lambda item: item.id)
+
+    async def page_snapshots(
+        self, segment_id: uuid.UUID, params: PageParams, since: datetime | None
+    ) -> PageResult[SegmentCountSnapshot]:
+        """Newest first. Snapshots have no id: the cursor carries the last `taken_at`
+        (microseconds since the epoch), in the same opaque form as id cursors."""
+        statement = select(SegmentCountSnapshot).where(
+            SegmentCountSnapshot.workspace_id == self.workspace_id,
+            SegmentCountSnapshot.segment_id == segment_id,
+        )
+        if params.after_id is not None:
+            statement = statement.where(
+                SegmentCountSnapshot.taken_at < _cursor_time(params.after_id)
+            )
+        if since is not None:
+            statement = statement.where(SegmentCountSnapshot.taken_at >= since)
+        statement = statement.order_by(SegmentCountSnapshot.taken_at.desc()).limit(params.limit + 1)
+        rows = (await self.session.execute(statement)).scalars().all()
+        return to_page(rows, params, lambda item: _time_cursor(item.taken_at))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MICROS = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _time_cursor(taken_at: datetime) -> uuid.UUID:
+    return uuid.UUID(int=max((taken_at - _EPOCH) // timedelta(microseconds=1), 0))
+
+
+def _cursor_time(cursor: uuid.UUID) -> datetime:
+    if cursor.int > _LAST_MICROS:
+        raise BadRequest("The `cursor` is not one this API returned.")
+    return _EPOCH + timedelta(microseconds=cursor.int)
+
+
+class ContactLookup:
+    """Contacts of one workspace found by id, external id or email, set-wise."""
+
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    def matching(
+        self, ids: Collection[uuid.UUID], external_ids: Collection[str], emails: Collection[str]
+    ) -> Select[uuid.UUID]:
+        return select(Contact.id).where(
+            Contact.workspace_id == self.workspace_id,
+            Contact.erased_at.is_(None),
+            or_(
+                Contact.id.in_(list(ids)),
+                Contact.external_id.in_(list(external_ids)),
+                Contact.email.in_(list(emails)),
+            ),
+        )
+
+    async def found(
+        self, ids: Collection[uuid.UUID], external_ids: Collection[str], emails: Collection[str]
+    ) -> list[ContactRef]:
+        statement = self.matching(ids, external_ids, emails).add_columns(
+            Contact.email, Contact.external_id
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [ContactRef(r.id, r.email, r.external_id) for r in rows]
+
+    async def sample(self, members: Select[uuid.UUID], size: int) -> list[ContactRef]:
+        if size == 0:
+            return []
+        statement = (
+            select(Contact.id, Contact.email, Contact.external_id)
+            .where(
+                Contact.workspace_id == self.workspace_id, Contact.id.in_(members.scalar_subquery())
+            )
+            .order_by(Contact.id.desc())
+            .limit(size)
+        )
+        return [
+            ContactRef(r.id, r.email, r.external_id)
+            for r in (await self.session.execute(statement)).all()
+        ]
+
+
+class DirtyContactQueue:
+    """Contacts of one workspace waiting for their dynamic memberships to be re-evaluated."""
+
+    def __init__(self, session: AsyncSession, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    async def mark(self, contact_ids: Collection[uuid.UUID]) -> None:
+        # Sorted, so concurrent ingest transactions lock the same keys in the same order.
+        ids = sorted(set(contact_ids))
+        statement = (
+            insert(SegmentDirtyContact)
+            .from_select(
+                ["workspace_id", "contact_id"],
+                select(
+                    literal(self.workspace_id, Uuid),
+                    func.unnest(literal(ids, ARRAY(Uuid))),
+                ),
+            )
+            .on_conflict_do_nothing()
+        )
+        await self.session.execute(statement)
+
+    async def take(self, limit: int) -> list[uuid.UUID]:
+        """Remove and return up to `limit` contacts (skipping rows another job holds)."""
+        held = (
+            select(SegmentDirtyContact.contact_id)
+            .where(SegmentDirtyContact.workspace_id == self.workspace_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            delete(SegmentDirtyContact)
+            .where(
+                SegmentDirtyContact.workspace_id == self.workspace_id,
+                SegmentDirtyContact.contact_id.in_(held.scalar_subquery()),
+            )
+            .returning(SegmentDirtyContact.contact_id)
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
+
+@dataclass(frozen=True)
+class DynamicSegmentState:
+    workspace_id: uuid.UUID
+    id: uuid.UUID
+    rule: dict[str, Any] | None
+    refreshed_at: datetime | None
+
+
+class SegmentSweep:
+    """System-wide lookups for the periodic job: which workspaces and segments have work.
+    Each piece of work it finds then runs through the workspace-scoped repositories."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def workspaces_with_dirty_contacts(self) -> list[uuid.UUID]:
+        statement = select(SegmentDirtyContact.workspace_id).distinct()
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def dynamic_segments(self) -> list[DynamicSegmentState]:
+        statement = select(
+            Segment.workspace_id, Segment.id, Segment.rule, Segment.refreshed_at
+        ).where(Segment.kind == "dynamic")
+        rows: Sequence[Row[Any]] = (await self.session.execute(statement)).all()
+        return [DynamicSegmentState(r.workspace_id, r.id, r.rule, r.refreshed_at) for r in rows]
+
+    async def snapshot_counts(self, now: datetime, heartbeat: timedelta) -> int:
+        """Record each segment's member count when it changed since its last snapshot, or
+        when the last one is older than `heartbeat`. One statement for every segment."""
+        last = (
+            select(SegmentCountSnapshot.taken_at, SegmentCountSnapshot.member_count)
+            .where(SegmentCountSnapshot.segment_id == Segment.id)
+            .order_by(SegmentCountSnapshot.taken_at.desc())
+            .limit(1)
+            .lateral("last")
+        )
+        source = (
+            select(
+                Segment.workspace_id,
+                Segment.id,
+                literal(now, DateTime(timezone=True)),
+                Segment.member_count,
+            )
+            .outerjoin(last, literal(True))
+            .where(
+                or_(
+                    last.c.taken_at.is_(None),
+                    last.c.taken_at <= now - heartbeat,
+                    and_(last.c.member_count != Segment.member_count, last.c.taken_at < now),
+                )
+            )
+        )
+        statement = (
+            insert(SegmentCountSnapshot)
+            .from_select(["workspace_id", "segment_id", "taken_at", "member_count"], source)
+            .on_conflict_do_nothing()
+            .returning(SegmentCountSnapshot.segment_id)
+        )
+        return len((await self.session.execute(statement)).all())

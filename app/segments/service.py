@@ -1,0 +1,308 @@
+"""Segments: CRUD with versions for ETags, preview and count, static members, history.
+
+Stateless; the caller owns the transaction. Membership upkeep lives in `membership`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import utcnow
+from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
+from app.core.etag import check_if_match
+from app.core.pagination import PageParams, PageResult
+from app.segments import membership
+from app.segments.compiler import CompileContext, count_statement, member_ids
+from app.segments.models import Segment, SegmentCountSnapshot, SegmentMembershipChange
+from app.segments.repository import (
+    ContactLookup,
+    ContactRef,
+    MemberRow,
+    MembershipRepository,
+    SegmentRepository,
+)
+from app.segments.rules import Rule, RuleError, parse_rule, referenced_segment_ids
+from app.segments.schemas import MemberReferences, PreviewRequest, SegmentCreate, SegmentUpdate
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[ContactRef]
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class LiveCount:
+    segment_id: uuid.UUID
+    count: int
+    source: str
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class MembersChange:
+    matched: int
+    changed: int
+    unchanged: int
+    not_found_ids: list[uuid.UUID]
+    not_found_external_ids: list[str]
+    not_found_emails: list[str]
+    member_count: int
+
+
+# -- CRUD ------------------------------------------------------------------------------------
+
+
+async def create_segment(
+    session: AsyncSession, workspace_id: uuid.UUID, body: SegmentCreate
+) -> Segment:
+    if body.kind == "static" and body.rule is not None:
+        raise _field("/rule", "Static segments have no rule; omit `rule`.", "extra_forbidden")
+    if body.kind == "dynamic" and body.rule is None:
+        raise _field("/rule", "Dynamic segments need a `rule`.", "missing")
+    segment = Segment(
+        name=body.name,
+        description=body.description,
+        kind=body.kind,
+        rule=body.rule,
+        version=1,
+        member_count=0,
+    )
+    if body.rule is not None:
+        await _validated(session, workspace_id, membership.checked_rule(body.rule), None)
+    SegmentRepository(session, workspace_id).add(segment)
+    await session.flush()
+    if segment.kind == "dynamic":
+        membership.enqueue_refresh(session, workspace_id, segment.id)
+    return segment
+
+
+async def list_segments(
+    session: AsyncSession, workspace_id: uuid.UUID, params: PageParams, kind: str | None
+) -> PageResult[Segment]:
+    conditions = [Segment.kind == kind] if kind is not None else []
+    return await SegmentRepository(session, workspace_id).page(params, *conditions)
+
+
+async def get_segment(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID
+) -> Segment:
+    return await SegmentRepository(session, workspace_id).get_or_404(segment_id)
+
+
+async def update_segment(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    body: SegmentUpdate,
+    if_match: str | None,
+) -> Segment:
+    segment = await _locked(session, workspace_id, segment_id)
+    check_if_match(if_match, segment.id, segment.version)
+    given = body.model_fields_set
+    if "name" in given and body.name is None:
+        raise _field("/name", "A segment needs a name.", "missing")
+    rule_changed = False
+    if "rule" in given:
+        if segment.kind == "static":
+            raise _field("/rule", "Static segments have no rule.", "extra_forbidden")
+        if body.rule is None:
+            raise _field("/rule", "A dynamic segment's rule cannot be removed.", "missing")
+        await _validated(session, workspace_id, membership.checked_rule(body.rule), segment.id)
+        rule_changed = body.rule != segment.rule
+        segment.rule = body.rule
+    changed = rule_changed
+    if body.name is not None and body.name != segment.name:
+        segment.name, changed = body.name, True
+    if "description" in given and body.description != segment.description:
+        segment.description, changed = body.description, True
+    if changed:
+        segment.version += 1
+        segment.updated_at = utcnow()
+    await session.flush()
+    if rule_changed:
+        membership.enqueue_refresh(session, workspace_id, segment.id)
+    return segment
+
+
+async def delete_segment(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, if_match: str | None
+) -> None:
+    segment = await _locked(session, workspace_id, segment_id)
+    check_if_match(if_match, segment.id, segment.version)
+    users = [
+        other
+        for other in await SegmentRepository(session, workspace_id).mentioning(segment_id)
+        if _references(other, segment_id)
+    ]
+    if users:
+        names = ", ".join(f"{other.name!r} ({other.id})" for other in users[:10])
+        raise Conflict(
+            f"Segment {segment_id} is used by the rules of: {names}. Change those rules first.",
+            extra={"referenced_by": [str(other.id) for other in users]},
+        )
+    await session.delete(segment)
+    await session.flush()
+
+
+def _references(other: Segment, segment_id: uuid.UUID) -> bool:
+    try:
+        return segment_id in referenced_segment_ids(parse_rule(other.rule))
+    except RuleError:
+        return True  # an unreadable rule might reference it: refuse rather than break it
+
+
+async def _locked(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
+    segment = await SegmentRepository(session, workspace_id).get_for_update(segment_id)
+    if segment is None:
+        raise NotFound(f"No segment with id {segment_id}.")
+    return segment
+
+
+async def _validated(
+    session: AsyncSession, workspace_id: uuid.UUID, rule: Rule, editing: uuid.UUID | None
+) -> CompileContext:
+    """References exist, form no cycle, and the rule compiles."""
+    refs = await membership.referenced_segments(session, workspace_id, rule, editing)
+    ctx = CompileContext(workspace_id, utcnow(), refs)
+    try:
+        member_ids(rule, ctx)
+    except RuleError as exc:
+        raise membership.rule_problem(exc) from exc
+    return ctx
+
+
+def _field(pointer: str, message: str, code: str) -> Unprocessable:
+    return Unprocessable(
+        f"The request has an invalid field: body{pointer}.",
+        errors=[FieldError(pointer=pointer, location="body", message=message, code=code)],
+    )
+
+
+# -- preview and count -----------------------------------------------------------------------
+
+
+async def preview(session: AsyncSession, workspace_id: uuid.UUID, body: PreviewRequest) -> Preview:
+    rule = membership.checked_rule(body.rule)
+    ctx = await _validated(session, workspace_id, rule, None)
+    count = int((await session.execute(count_statement(rule, ctx))).scalar_one())
+    sample = await ContactLookup(session, workspace_id).sample(
+        member_ids(rule, ctx), body.sample_size
+    )
+    return Preview(count, sample, ctx.now)
+
+
+async def count(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID) -> LiveCount:
+    segment = await get_segment(session, workspace_id, segment_id)
+    now = utcnow()
+    if segment.kind == "static":
+        total = await MembershipRepository(session, workspace_id).count(segment.id)
+        return LiveCount(segment.id, total, "membership", now)
+    rule, ctx = await membership.compile_context(session, segment, now)
+    try:
+        statement = count_statement(rule, ctx)
+    except RuleError as exc:
+        raise Conflict(f"Segment {segment.id}'s rule does not compile: {exc}") from exc
+    total = int((await session.execute(statement)).scalar_one())
+    return LiveCount(segment.id, total, "live", now)
+
+
+# -- members, changes, history ---------------------------------------------------------------
+
+
+async def list_members(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, params: PageParams
+) -> PageResult[MemberRow]:
+    await get_segment(session, workspace_id, segment_id)
+    return await MembershipRepository(session, workspace_id).page(segment_id, params)
+
+
+async def add_members(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, body: MemberReferences
+) -> MembersChange:
+    return await _change_members(session, workspace_id, segment_id, body, adding=True)
+
+
+async def remove_members(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, body: MemberReferences
+) -> MembersChange:
+    return await _change_members(session, workspace_id, segment_id, body, adding=False)
+
+
+async def _change_members(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    body: MemberReferences,
+    *,
+    adding: bool,
+) -> MembersChange:
+    segment = await _locked(session, workspace_id, segment_id)
+    if segment.kind != "static":
+        raise Conflict(
+            f"Segment {segment_id} is dynamic: its members follow its rule. "
+            "Only static segments take explicit members."
+        )
+    lookup = ContactLookup(session, workspace_id)
+    ids, external_ids, emails = set(body.contact_ids), set(body.external_ids), set(body.emails)
+    found = await lookup.found(ids, external_ids, emails)
+    matching = lookup.matching(ids, external_ids, emails)
+    memberships = MembershipRepository(session, workspace_id)
+    now = utcnow()
+    if adding:
+        changed = await memberships.enter(segment_id, matching, now)
+        delta = changed
+    else:
+        changed = await memberships.leave(
+            segment_id, now, among=lambda contact_id: contact_id.in_(matching.scalar_subquery())
+        )
+        delta = -changed
+    repository = SegmentRepository(session, workspace_id)
+    await repository.add_to_count(segment_id, delta)
+    await session.refresh(segment, ["member_count"])
+    if changed:
+        # Dynamic segments may reference this one.
+        await membership.note_contacts_changed(session, workspace_id, [ref.id for ref in found])
+    return MembersChange(
+        matched=len(found),
+        changed=changed,
+        unchanged=len(found) - changed,
+        not_found_ids=sorted(ids - {ref.id for ref in found}),
+        not_found_external_ids=sorted(external_ids - {ref.external_id for ref in found}),
+        not_found_emails=sorted(emails - {ref.email for ref in found}),
+        member_count=segment.member_count,
+    )
+
+
+async def list_changes(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    params: PageParams,
+    *,
+    since: datetime | None,
+    change: str | None,
+    contact_id: uuid.UUID | None,
+) -> PageResult[SegmentMembershipChange]:
+    await get_segment(session, workspace_id, segment_id)
+    return await MembershipRepository(session, workspace_id).page_changes(
+        segment_id, params, since, change, contact_id
+    )
+
+
+async def history(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    params: PageParams,
+    since: datetime | None,
+) -> PageResult[SegmentCountSnapshot]:
+    await get_segment(session, workspace_id, segment_id)
+    return await MembershipRepository(session, workspace_id).page_snapshots(
+        segment_id, params, since
+    )
