@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.contacts.consent.addresses import address_hash
 from app.contacts.consent.service import is_suppressed, suppressed_addresses
-from app.contacts.models import Contact, ContactImport, ContactImportError
+from app.contacts.models import Contact, ContactImport, ContactImportChunk, ContactImportError
 from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
@@ -103,6 +103,14 @@ async def seed_person(
             ContactImportError(
                 import_id=run.id, row_number=3, field="email", message=f"{EMAIL.upper()} is taken"
             )
+        )
+        # the uploaded file, with the address cut by a chunk boundary and in another case
+        line = f"email,phone\n{EMAIL.title()},{PHONE}\n".encode()
+        session.add_all(
+            [
+                ContactImportChunk(import_id=run.id, seq=0, data=line[:20]),
+                ContactImportChunk(import_id=run.id, seq=1, data=line[20:]),
+            ]
         )
         segment_id = segment.id
     ok = await put_consent(client, tenant, contact_id, "email", status="subscribed", ip=IP)
@@ -213,6 +221,7 @@ async def test_erasure_leaves_no_pii_anywhere(
             "contact_import_errors.message",
             "idempotency_keys.response_body",
         }
+        assert "contact_import_chunks.data" in await find_everywhere(session, PHONE)
 
     clock.advance(timedelta(minutes=5))
     response = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
@@ -227,6 +236,7 @@ async def test_erasure_leaves_no_pii_anywhere(
         "segment_memberships_removed": 1,
         "import_errors_scrubbed": 1,
         "stored_responses_forgotten": 1,
+        "import_files_forgotten": 1,
     }
 
     async with transaction(session_factory) as session:

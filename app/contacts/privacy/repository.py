@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ContactImport, ContactImportError
@@ -145,3 +145,41 @@ class PrivacyRepository:
             )
         )
         return _rowcount(result)
+
+    async def forget_finished_import_files(self, needles: Collection[str]) -> int:
+        """Drop the stored file of finished imports that contain one of `needles`.
+
+        Chunks are searched with the start of the next chunk appended, so an address cut
+        by a chunk boundary is still found; bytes are compared in `escape` encoding,
+        lowercased (case-insensitive for ASCII, never fails on partial UTF-8 sequences).
+        Queued and running imports still need their file and are left alone."""
+        if not needles:
+            return 0
+        names = [f"n{index}" for index in range(len(needles))]
+        matches = " OR ".join(
+            f"strpos(content, lower(encode(convert_to(:{name}, 'UTF8'), 'escape'))) > 0"
+            for name in names
+        )
+        overlap = max(len(needle.encode()) for needle in needles)
+        statement = text(
+            f"""
+            WITH windows AS (
+                SELECT c.import_id,
+                       lower(encode(c.data || coalesce(substring(
+                           lead(c.data) OVER (PARTITION BY c.import_id ORDER BY c.seq)
+                           FROM 1 FOR :overlap), ''::bytea), 'escape')) AS content
+                FROM contact_import_chunks c
+                JOIN contact_imports i ON i.id = c.import_id
+                WHERE i.workspace_id = :workspace_id AND i.status IN ('completed', 'failed')
+            )
+            DELETE FROM contact_import_chunks
+            WHERE import_id IN (SELECT import_id FROM windows WHERE {matches})
+            RETURNING import_id
+            """  # only generated parameter names are interpolated above
+        ).bindparams(
+            bindparam("workspace_id", self.workspace_id),
+            bindparam("overlap", overlap),
+            *(bindparam(name, needle) for name, needle in zip(names, needles, strict=True)),
+        )
+        removed = await self.session.execute(statement)
+        return len({row[0] for row in removed.all()})

@@ -185,11 +185,12 @@ async def _erase_memberships(session: AsyncSession, context: ErasureContext) -> 
 
 
 async def _erase_quotes(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
-    """Places that may quote the identifiers verbatim: import errors, stored replays."""
+    """Places that may quote the identifiers verbatim: imports, stored replays."""
     privacy = PrivacyRepository(session, context.workspace_id)
     return {
         "import_errors_scrubbed": await privacy.scrub_import_errors(context.identifiers),
         "stored_responses_forgotten": await privacy.forget_stored_responses(context.identifiers),
+        "import_files_forgotten": await privacy.forget_finished_import_files(context.identifiers),
     }
 
 
