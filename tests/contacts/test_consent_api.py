@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -280,3 +281,31 @@ async def test_read_scope_cannot_change_consent(
     assert denied.status_code == 403
     allowed = await client.get(f"/v1/contacts/{contact_id}/consent", headers=headers)
     assert allowed.status_code == 200
+
+
+async def test_concurrent_changes_keep_full_history_and_latest_wins(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    clock.freeze(T0)
+    contact_id = await make_contact(session_factory, tenant, email="race@example.com")
+    changes = [
+        {
+            "status": "unsubscribed" if n % 2 else "subscribed",
+            "source": f"s{n}",
+            "occurred_at": (T0 - timedelta(minutes=n)).isoformat(),
+        }
+        for n in range(10)
+    ]
+    responses = await asyncio.gather(
+        *(put_consent(client, tenant, contact_id, "email", **change) for change in changes)
+    )
+    assert {response.status_code for response in responses} == {200}
+    body = (await client.get(f"/v1/contacts/{contact_id}/consent", headers=tenant.headers)).json()
+    # the change that happened last (n=0, subscribed) is current, whatever the arrival order
+    assert (body["channels"][0]["status"], body["channels"][0]["source"]) == ("subscribed", "s0")
+    history = await client.get(
+        f"/v1/contacts/{contact_id}/consent/history", params={"limit": 50}, headers=tenant.headers
+    )
+    assert sorted(h["source"] for h in history.json()["data"]) == sorted(f"s{n}" for n in range(10))
+    # the latest state is subscribed, so no unsubscribe suppression may remain
+    assert await suppressions(client, tenant) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 
@@ -252,3 +253,17 @@ async def test_lists_and_checks_are_per_workspace(
 async def test_unknown_id_is_404(client: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await client.get(f"/v1/suppressions/{uuid.uuid4()}", headers=tenant.headers)
     assert response.status_code == 404
+
+
+async def test_concurrent_creates_yield_one_entry(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    spellings = ["ana@example.com", "ANA@example.com", " Ana@Example.com"] * 4
+    responses = await asyncio.gather(
+        *(suppress(client, tenant, address, reason="complaint") for address in spellings)
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * (len(spellings) - 1) + [201]
+    assert len({response.json()["id"] for response in responses}) == 1
+    async with transaction(session_factory) as session:
+        assert await session.scalar(select(func.count()).select_from(Suppression)) == 1
