@@ -257,12 +257,12 @@ async def refresh_contacts(
     if not ids:
         return None
     repository = SegmentRepository(session, workspace_id)
-    segments = await repository.dynamic()
+    segments = await repository.every()
     refs = _workspace_refs(segments)
     ctx = CompileContext(workspace_id, now, refs)
     for segment in segments:
         rule = refs[segment.id].rule
-        if rule is None:
+        if segment.kind != "dynamic" or rule is None:
             continue
         try:
             moves = await reevaluate(session, workspace_id, segment.id, rule, ctx, contact_ids=ids)
@@ -292,10 +292,13 @@ async def refresh_segment(
 
 
 def _workspace_refs(segments: Iterable[Segment]) -> dict[uuid.UUID, SegmentRef]:
-    """SegmentRefs for a workspace's dynamic segments (static ones are added by the caller
-    or compile as membership lookups). Unparsable stored rules are skipped and logged."""
+    """SegmentRefs for every segment of a workspace, as the compiler needs them.
+    Unparsable stored rules are logged and left out of evaluation."""
     refs: dict[uuid.UUID, SegmentRef] = {}
     for segment in segments:
+        if segment.kind != "dynamic":
+            refs[segment.id] = SegmentRef(kind="static", rule=None)
+            continue
         try:
             refs[segment.id] = SegmentRef(kind="dynamic", rule=parse_rule(segment.rule))
         except RuleError:

@@ -95,8 +95,9 @@ class SegmentRepository(WorkspaceRepository[Segment]):
         )
         return list((await self.session.execute(statement)).scalars().all())
 
-    async def dynamic(self) -> list[Segment]:
-        statement = self.scoped().where(Segment.kind == "dynamic").order_by(Segment.id)
+    async def every(self) -> list[Segment]:
+        """All segments of the workspace (rules reference static and dynamic ones)."""
+        statement = self.scoped().order_by(Segment.id)
         return list((await self.session.execute(statement)).scalars().all())
 
     async def has_dynamic(self) -> bool:
