@@ -279,7 +279,7 @@ async def test_erasure_leaves_no_pii_anywhere(
                 await session.execute(
                     select(SegmentMembershipChange.change)
                     .where(SegmentMembershipChange.contact_id == contact_id)
-                    .order_by(SegmentMembershipChange.id)
+                    .order_by(SegmentMembershipChange.occurred_at)
                 )
             )
             .scalars()

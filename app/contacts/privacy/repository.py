@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ContactImport, ContactImportError
 from app.core.idempotency import IdempotencyRecord
-from app.core.ids import new_id
 from app.events.models import Event
 from app.segments.models import Segment, SegmentMembership, SegmentMembershipChange
 
@@ -78,40 +76,6 @@ class PrivacyRepository:
             .values(properties={}, client_event_id=None)
         )
         return _rowcount(result)
-
-    async def leave_segments(self, contact_id: uuid.UUID, now: datetime) -> int:
-        """Remove every membership, recording `left` and keeping member counts true."""
-        removed = await self.session.execute(
-            delete(SegmentMembership)
-            .where(
-                SegmentMembership.workspace_id == self.workspace_id,
-                SegmentMembership.contact_id == contact_id,
-            )
-            .returning(SegmentMembership.segment_id)
-        )
-        segment_ids = [row[0] for row in removed.all()]
-        if not segment_ids:
-            return 0
-        await self.session.execute(
-            insert(SegmentMembershipChange),
-            [
-                {
-                    "id": new_id(),
-                    "workspace_id": self.workspace_id,
-                    "segment_id": segment_id,
-                    "contact_id": contact_id,
-                    "change": "left",
-                    "occurred_at": now,
-                }
-                for segment_id in segment_ids
-            ],
-        )
-        await self.session.execute(
-            update(Segment)
-            .where(Segment.workspace_id == self.workspace_id, Segment.id.in_(segment_ids))
-            .values(member_count=func.greatest(Segment.member_count - 1, 0))
-        )
-        return len(segment_ids)
 
     async def scrub_import_errors(self, needles: Collection[str]) -> int:
         """Import error messages quoting one of `needles` (case-insensitive) are replaced."""

@@ -40,6 +40,7 @@ from app.contacts.privacy.sections import (
 )
 from app.core.clock import utcnow
 from app.segments.membership import note_contacts_changed
+from app.segments.repository import MembershipRepository, SegmentRepository
 
 EXPORT_FORMAT = "herald.contact-export"
 EXPORT_FORMAT_VERSION = 1
@@ -179,8 +180,17 @@ async def _erase_events(session: AsyncSession, context: ErasureContext) -> dict[
 
 
 async def _erase_memberships(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
-    privacy = PrivacyRepository(session, context.workspace_id)
-    removed = await privacy.leave_segments(context.contact.id, context.now)
+    """End every membership through the segments domain's own journal (`left` + count)."""
+    contact_id = context.contact.id
+    memberships = MembershipRepository(session, context.workspace_id)
+    segments = SegmentRepository(session, context.workspace_id)
+    removed = 0
+    for row in await PrivacyRepository(session, context.workspace_id).memberships(contact_id):
+        left = await memberships.leave(
+            row.segment_id, context.now, among=lambda column: column == contact_id
+        )
+        await segments.add_to_count(row.segment_id, -left)
+        removed += left
     return {"segment_memberships_removed": removed}
 
 
