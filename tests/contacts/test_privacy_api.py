@@ -344,7 +344,11 @@ async def test_recreated_address_stays_suppressed(
     ).status_code == 200
 
     # the same person comes back (import, signup): a brand-new contact row
-    again = await make_contact(session_factory, tenant, email=EMAIL.upper().strip(), phone=PHONE)
+    created = await client.post(
+        "/v1/contacts", json={"email": EMAIL.upper(), "phone": PHONE}, headers=tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    again = uuid.UUID(created.json()["id"])
     async with transaction(session_factory) as session:
         assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL.upper())
         assert await suppressed_addresses(
