@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
@@ -19,6 +18,7 @@ from app.segments.schemas import (
     ChangeOut,
     ContactSample,
     CountOut,
+    Instant,
     MemberOut,
     MemberReferences,
     MembersChanged,
@@ -288,7 +288,7 @@ async def list_segment_changes(
     session: Session,
     principal: Reader,
     paging: Paging,
-    since: Annotated[AwareDatetime | None, Query(description="Only changes at or after.")] = None,
+    since: Annotated[Instant | None, Query(description="Only changes at or after.")] = None,
     change: Annotated[Literal["entered", "left"] | None, Query(description="Only this.")] = None,
     contact_id: Annotated[uuid.UUID | None, Query(description="Only this contact.")] = None,
 ) -> Page[ChangeOut]:
@@ -321,7 +321,7 @@ async def segment_history(
     session: Session,
     principal: Reader,
     paging: Paging,
-    since: Annotated[AwareDatetime | None, Query(description="Only snapshots at or after.")] = None,
+    since: Annotated[Instant | None, Query(description="Only snapshots at or after.")] = None,
 ) -> Page[SnapshotOut]:
     page = await service.history(session, principal.workspace_id, segment_id, paging, since)
     return Page[SnapshotOut](

@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.contacts.normalize import normalize_email
+from app.contacts.schemas import check_text
 from app.core.schemas import RequestModel, ResponseModel
 from app.segments.rules import RULE_EXAMPLES
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=2000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
+Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(check_text)]
 Kind = Literal["dynamic", "static"]
 MAX_MEMBER_REFERENCES = 1000
 MAX_SAMPLE = 100
@@ -28,10 +37,40 @@ RULE_DESCRIPTION = (
     "`all` / `any` / `not`, `attribute`, `event`, `consent` or `segment`. Invalid rules answer "
     "422 with a JSON pointer (under `/rule`) to each failing node."
 )
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """Every key and string of a rule must be storable in JSONB and bindable in SQL (no NUL,
+    no lone surrogates); the rule language itself is checked by `parse_rule` later."""
+    if depth > 64:
+        raise ValueError("the rule nests too deeply")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            _storable_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item, depth + 1)
+    return value
+
+
 RuleJson = Annotated[
     dict[str, Any],
+    AfterValidator(_storable_json),
     Field(description=RULE_DESCRIPTION, json_schema_extra={"examples": _RULES}),
 ]
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the instant is out of range") from exc
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 class SegmentCreate(RequestModel):
@@ -193,8 +232,12 @@ class MemberOut(ResponseModel):
     entered_at: datetime
 
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-EmailRef = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_text)
+]
+EmailRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=320), AfterValidator(check_text)
+]
 
 
 class MemberReferences(RequestModel):

@@ -413,3 +413,38 @@ async def test_scopes(
         "/v1/segments", json={"name": "X", "kind": "static"}, headers=headers
     )
     assert denied.status_code == 403
+
+
+async def test_unstorable_input_is_422_not_500(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    nul_rule = {"attribute": {"field": "email", "op": "eq", "value": "a\x00b"}}
+    for body in (
+        {"name": "a\x00b", "kind": "static"},
+        {"name": "ok", "rule": nul_rule},
+    ):
+        response = await client.post("/v1/segments", json=body, headers=tenant.headers)
+        assert response.status_code == 422, response.text
+    surrogate = await client.post(
+        "/v1/segments/preview",
+        content=b'{"rule": {"attribute": {"field": "email", "op": "eq", "value": "\\ud800"}}}',
+        headers={**tenant.headers, "content-type": "application/json"},
+    )
+    assert surrogate.status_code == 422
+    static = await create(client, tenant, name="VIPs", kind="static")
+    refs = await client.post(
+        f"/v1/segments/{static['id']}/members",
+        json={"external_ids": ["x\x00"]},
+        headers=tenant.headers,
+    )
+    assert refs.status_code == 422
+    far = await client.get(
+        f"/v1/segments/{static['id']}/changes",
+        params={"since": "0001-01-01T00:00:00+23:59"},
+        headers=tenant.headers,
+    )
+    assert far.status_code == 422
+    forged = await client.get(
+        f"/v1/segments/{static['id']}/history",
+        params={"cursor": "_____________________w"},
+        headers=tenant.headers,
+    )
+    assert forged.status_code == 400
