@@ -251,11 +251,13 @@ async def reevaluate(
 async def refresh_contacts(
     session: AsyncSession, workspace_id: uuid.UUID, now: datetime
 ) -> int | None:
-    """Take one batch of dirty contacts and re-evaluate every dynamic segment for them.
-    Returns how many contacts were taken (None when there were none)."""
-    ids = await DirtyContactQueue(session, workspace_id).take(DIRTY_BATCH)
-    if not ids:
+    """Re-evaluate every dynamic segment for one batch of dirty contacts, then clear those
+    rows (unless they were noted again meanwhile). Returns the batch size (None: no work)."""
+    queue = DirtyContactQueue(session, workspace_id)
+    pairs = await queue.peek(DIRTY_BATCH)
+    if not pairs:
         return None
+    ids = [contact_id for contact_id, _ in pairs]
     repository = SegmentRepository(session, workspace_id)
     segments = await repository.every()
     refs = _workspace_refs(segments)
@@ -270,6 +272,7 @@ async def refresh_contacts(
             log.warning("segment_rule_not_compilable", segment_id=str(segment.id))
             continue
         await repository.add_to_count(segment.id, moves.entered - moves.left)
+    await queue.forget(pairs)
     return len(ids)
 
 

@@ -68,8 +68,10 @@ class SegmentDirtyContact(Base):
     """Contacts whose data changed since dynamic memberships were last evaluated for them.
 
     Written in the ingest transaction (so a row is visible exactly when the change is) and
-    drained by the membership job. No foreign key to contacts: the insert stays cheap on the
-    ingest path, and a deleted contact's row is drained harmlessly.
+    drained by the membership job. Each write sets a fresh `token`; the job deletes a row only
+    if its token is still the one it read, so a change noted while the job was evaluating is
+    evaluated again, and the job never holds row locks that ingest would wait on. No foreign
+    key to contacts: the insert stays cheap, and a deleted contact's row drains harmlessly.
     """
 
     __tablename__ = "segment_dirty_contacts"
@@ -78,3 +80,4 @@ class SegmentDirtyContact(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     contact_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    token: Mapped[uuid.UUID] = mapped_column()

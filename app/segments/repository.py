@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -362,36 +363,39 @@ class DirtyContactQueue:
     async def mark(self, contact_ids: Collection[uuid.UUID]) -> None:
         # Sorted, so concurrent ingest transactions lock the same keys in the same order.
         ids = sorted(set(contact_ids))
-        statement = (
-            insert(SegmentDirtyContact)
-            .from_select(
-                ["workspace_id", "contact_id"],
-                select(
-                    literal(self.workspace_id, Uuid),
-                    func.unnest(literal(ids, ARRAY(Uuid))),
-                ),
-            )
-            .on_conflict_do_nothing()
+        statement = insert(SegmentDirtyContact).from_select(
+            ["workspace_id", "contact_id", "token"],
+            select(
+                literal(self.workspace_id, Uuid),
+                func.unnest(literal(ids, ARRAY(Uuid))),
+                func.gen_random_uuid(),
+            ),
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["workspace_id", "contact_id"],
+            set_={"token": statement.excluded.token},
         )
         await self.session.execute(statement)
 
-    async def take(self, limit: int) -> list[uuid.UUID]:
-        """Remove and return up to `limit` contacts (skipping rows another job holds)."""
-        held = (
-            select(SegmentDirtyContact.contact_id)
+    async def peek(self, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Up to `limit` (contact id, token) pairs, read without locking."""
+        statement = (
+            select(SegmentDirtyContact.contact_id, SegmentDirtyContact.token)
             .where(SegmentDirtyContact.workspace_id == self.workspace_id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        statement = (
-            delete(SegmentDirtyContact)
-            .where(
+        return [(r.contact_id, r.token) for r in (await self.session.execute(statement)).all()]
+
+    async def forget(self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        """Delete the rows still carrying the token that was read (not re-noted since)."""
+        if not pairs:
+            return
+        await self.session.execute(
+            delete(SegmentDirtyContact).where(
                 SegmentDirtyContact.workspace_id == self.workspace_id,
-                SegmentDirtyContact.contact_id.in_(held.scalar_subquery()),
+                tuple_(SegmentDirtyContact.contact_id, SegmentDirtyContact.token).in_(list(pairs)),
             )
-            .returning(SegmentDirtyContact.contact_id)
         )
-        return list((await self.session.execute(statement)).scalars().all())
 
 
 @dataclass(frozen=True)

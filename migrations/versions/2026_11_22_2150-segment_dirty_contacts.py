@@ -21,6 +21,7 @@ def upgrade() -> None:
         "segment_dirty_contacts",
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("token", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["workspace_id"],
             ["workspaces.id"],

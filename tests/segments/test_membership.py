@@ -24,6 +24,7 @@ from app.segments.models import (
     SegmentMembership,
     SegmentMembershipChange,
 )
+from app.segments.repository import DirtyContactQueue
 from app.worker.queue import enqueue
 from app.worker.settings import build_worker
 from tests.fixtures.tenants import Tenant
@@ -333,3 +334,19 @@ async def test_is_member_and_members_query(
         live = await membership.members_query(session, tenant.workspace_id, segment_id, live=True)
         assert set((await session.execute(table)).scalars()) == {ids["u-1"], ids["u-2"]}
         assert set((await session.execute(live)).scalars()) == set(ids.values())
+
+
+async def test_a_contact_noted_again_during_evaluation_stays_dirty(
+    client: httpx.AsyncClient, tenant: Tenant, state: AppState, session_factory: Factory
+) -> None:
+    ids = await seed(session_factory, tenant)
+    await create(client, tenant, name="Pro", rule=PRO)
+    await note(state, tenant, ids["u-1"], ids["u-2"])
+    async with session_factory() as session:
+        read = await DirtyContactQueue(session, tenant.workspace_id).peek(10)
+    await note(state, tenant, ids["u-1"])  # committed while the job evaluates
+    async with transaction(session_factory) as session:
+        await DirtyContactQueue(session, tenant.workspace_id).forget(read)
+    async with session_factory() as session:
+        left = (await session.execute(select(SegmentDirtyContact.contact_id))).scalars().all()
+    assert left == [ids["u-1"]]
