@@ -45,6 +45,8 @@ class SegmentMembershipChange(WorkspaceEntity, Base):
     __tablename__ = "segment_membership_changes"
     __table_args__ = (
         Index("ix_segment_membership_changes_segment_time", "segment_id", "occurred_at"),
+        # The changes list: one segment's changes, newest first by (time-ordered) id.
+        Index("ix_segment_membership_changes_segment_id", "segment_id", "id"),
         Index("ix_segment_membership_changes_contact", "contact_id"),
     )
 

@@ -1,4 +1,4 @@
-"""segment dirty contacts
+"""Segments: dirty contacts queue; changes list index.
 
 Revision ID: 0003_segments_dirty_contacts
 Revises: 0002_audience
@@ -32,7 +32,16 @@ def upgrade() -> None:
             "workspace_id", "contact_id", name=op.f("pk_segment_dirty_contacts")
         ),
     )
+    op.create_index(
+        "ix_segment_membership_changes_segment_id",
+        "segment_membership_changes",
+        ["segment_id", "id"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_segment_membership_changes_segment_id", table_name="segment_membership_changes"
+    )
     op.drop_table("segment_dirty_contacts")
