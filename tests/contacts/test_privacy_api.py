@@ -420,3 +420,32 @@ async def test_other_workspace_contact_is_404(
     consent = await client.get(f"/v1/contacts/{victim}/consent", headers=other_tenant.headers)
     assert consent.json()["recent_history"] == []
     assert (await client.get("/v1/suppressions", headers=other_tenant.headers)).json()["data"] == []
+
+
+async def test_short_external_id_does_not_scrub_unrelated_text(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    contact_id = await make_contact(session_factory, tenant, email=None, external_id="42")
+    async with transaction(session_factory) as session:
+        run = ContactImport(
+            workspace_id=tenant.workspace_id,
+            status="completed",
+            format="csv",
+            size_bytes=10,
+            sha256="0" * 64,
+        )
+        session.add(run)
+        await session.flush()
+        session.add(
+            ContactImportError(import_id=run.id, row_number=42, field="phone", message="row 42")
+        )
+    response = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+    assert response.status_code == 200
+    assert response.json()["suppressed"] == []
+    assert response.json()["removed"]["import_errors_scrubbed"] == 0
+    async with transaction(session_factory) as session:
+        message = await session.scalar(select(ContactImportError.message))
+        erased = await session.get(Contact, contact_id)
+    assert message == "row 42"
+    assert erased is not None
+    assert erased.external_id is None

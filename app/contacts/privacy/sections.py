@@ -25,7 +25,7 @@ class ErasureContext:
     workspace_id: uuid.UUID
     contact: Contact  # PII already captured below; the row itself is cleared last
     addresses: dict[str, str]  # channel -> address the contact had before erasure
-    identifiers: tuple[str, ...]  # every PII string to hunt for (email, phone, external id)
+    identifiers: tuple[str, ...]  # PII strings to hunt for in free text (email, phone, ext. id)
     now: datetime
 
 

@@ -44,6 +44,7 @@ from app.segments.repository import MembershipRepository, SegmentRepository
 
 EXPORT_FORMAT = "herald.contact-export"
 EXPORT_FORMAT_VERSION = 1
+MIN_QUOTED_LENGTH = 6
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,12 @@ async def erase_contact(
     already_erased = contact.erased_at is not None
     now = utcnow()
     addresses = contact_addresses(contact.email, contact.phone)
+    # Searched for verbatim in free text; a very short external id ("42") would match
+    # unrelated rows, and on its own identifies no one in a message or a file.
     identifiers = tuple(
-        value for value in (contact.email, contact.phone, contact.external_id) if value
+        value
+        for value in (contact.email, contact.phone, contact.external_id)
+        if value and len(value) >= MIN_QUOTED_LENGTH
     )
     context = ErasureContext(workspace_id, contact, addresses, identifiers, now)
 
