@@ -200,6 +200,7 @@ async def test_unreadable_files_fail_with_a_reason(
     broken = await imported(client, tenant, settings, good_then_binary, NDJSON)
     assert broken["status"] == "failed"
     assert "UTF-8" in broken["error"]
+    assert broken["created_count"] == 1  # the line before the bad bytes landed
 
 
 async def test_upload_rejections(client: httpx.AsyncClient, tenant: Tenant) -> None:

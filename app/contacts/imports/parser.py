@@ -43,21 +43,36 @@ class RowParser(Protocol):
 
 
 class Decoder:
-    """UTF-8 (an initial BOM is dropped) decoded across chunk boundaries."""
+    """UTF-8 (an initial BOM is dropped) decoded across chunk boundaries.
+
+    On invalid bytes, `decode` returns the text before them and keeps the error;
+    `raise_if_failed` then raises it, so the rows before the bad bytes are still parsed."""
 
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
         self._offset = 0
+        self._failure: ImportFileError | None = None
 
     def decode(self, data: bytes, final: bool = False) -> str:
+        if self._failure is not None:
+            return ""
+        if self._offset == 0 and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+            self._offset = len(codecs.BOM_UTF8)
+        pending = bytes(self._decoder.getstate()[0])
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                f"The file is not valid UTF-8 (near byte {self._offset + exc.start})."
-            ) from exc
+            position = self._offset - len(pending) + exc.start
+            self._failure = ImportFileError(f"The file is not valid UTF-8 (near byte {position}).")
+            valid = (pending + data)[: exc.start]
+            return valid.decode("utf-8", errors="ignore")
         self._offset += len(data)
         return text
+
+    def raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
 
 class _Lines:

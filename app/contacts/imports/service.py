@@ -264,6 +264,9 @@ async def _consume(run: _Run, fmt: str) -> None:
             run.take(parsed)
             if run.pending >= BATCH_ROWS:
                 await run.flush()
-    for parsed in parser.feed(decoder.decode(b"", final=True)) + parser.finish():
+        decoder.raise_if_failed()
+    text = decoder.decode(b"", final=True)
+    decoder.raise_if_failed()
+    for parsed in parser.feed(text) + parser.finish():
         run.take(parsed)
     await run.flush()
