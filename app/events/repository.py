@@ -86,24 +86,22 @@ _FIND_BY_CLIENT_IDS = text(
     """
 )
 
-# Rows are locked in id order first, so concurrent batches touching the same contacts queue
-# up instead of deadlocking; rows already at a later activity are neither locked nor written.
+# The contacts are locked in id order first (the InitPlan reads the whole CTE before the
+# update starts), so concurrent batches sharing contacts queue instead of deadlocking. Both
+# scans use `id = ANY(...)` on the primary key: stable plans, never a scan of the workspace.
 _TOUCH_ACTIVITY = text(
     """
-    WITH v AS (
-        SELECT c, o FROM unnest(CAST(:contact_ids AS uuid[]), CAST(:latest AS timestamptz[]))
-            AS u(c, o)
-    ), locked AS MATERIALIZED (
-        SELECT contacts.id, v.o
-        FROM contacts JOIN v ON contacts.id = v.c
-        WHERE contacts.workspace_id = :workspace_id
-          AND (contacts.last_activity_at IS NULL OR contacts.last_activity_at < v.o)
-        ORDER BY contacts.id
-        FOR NO KEY UPDATE OF contacts
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM contacts
+        WHERE workspace_id = :workspace_id AND id = ANY(CAST(:contact_ids AS uuid[]))
+        ORDER BY id
+        FOR NO KEY UPDATE
     )
-    UPDATE contacts SET last_activity_at = GREATEST(contacts.last_activity_at, locked.o)
-    FROM locked
-    WHERE contacts.id = locked.id
+    UPDATE contacts SET last_activity_at = GREATEST(contacts.last_activity_at, v.o)
+    FROM unnest(CAST(:contact_ids AS uuid[]), CAST(:latest AS timestamptz[])) AS v(c, o)
+    WHERE contacts.id = ANY(ARRAY(SELECT id FROM locked))
+      AND contacts.id = v.c
+      AND (contacts.last_activity_at IS NULL OR contacts.last_activity_at < v.o)
     """
 )
 

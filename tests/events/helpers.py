@@ -44,10 +44,10 @@ async def contacts_of(factory: async_sessionmaker[AsyncSession], tenant: Tenant)
         return list(result.scalars())
 
 
-async def batch(
-    client: httpx.AsyncClient, tenant: Tenant, events: list[dict[str, Any]]
-) -> dict[str, Any]:
-    response = await client.post("/v1/events/batch", json={"events": events}, headers=tenant.headers)
+async def batch(client: httpx.AsyncClient, tenant: Tenant, events: list[Any]) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/events/batch", json={"events": events}, headers=tenant.headers
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

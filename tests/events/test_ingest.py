@@ -177,9 +177,7 @@ async def test_revenue_is_copied_and_must_be_numeric(
     assert statuses == ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted"]
     assert answer["results"][2]["errors"][0]["pointer"] == "/events/2/properties"
     async with session_factory() as session:
-        rows = {
-            str(e.id): e for e in (await session.execute(select(Event))).scalars()
-        }
+        rows = {str(e.id): e for e in (await session.execute(select(Event))).scalars()}
     assert rows[answer["results"][0]["id"]].revenue == Decimal("49.9")
     assert rows[answer["results"][0]["id"]].properties == {"revenue": 49.9, "sku": "A"}
     assert rows[answer["results"][1]["id"]].revenue == Decimal(10)
