@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as sql_tuple
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.contacts.models import Contact
@@ -32,8 +32,8 @@ from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
 
-# Unique-violation retries: a concurrent writer may commit a conflicting row between our
-# checks and our INSERT; re-running the batch then sees it and resolves it.
+# Retries: a concurrent writer may commit a conflicting row between our checks and our
+# INSERT (or two batches may deadlock); re-running the batch then sees it and resolves it.
 _UPSERT_ATTEMPTS = 4
 
 
@@ -148,8 +148,8 @@ class ContactRepository(WorkspaceRepository[Contact]):
             try:
                 async with self.session.begin_nested():
                     return await self._upsert_once(rows, now)
-            except IntegrityError:
-                if attempt == _UPSERT_ATTEMPTS - 1:
+            except DBAPIError as exc:
+                if not _retryable(exc) or attempt == _UPSERT_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -259,6 +259,8 @@ class ContactRepository(WorkspaceRepository[Contact]):
         already equal the merged result. Returns {key: (id, inserted)} of written rows."""
         if not rows:
             return {}
+        # A stable order (by key) makes concurrent batches lock rows in the same order.
+        rows = sorted(rows, key=lambda r: getattr(r, arbiter.key))
         values = [
             {
                 "id": new_id(),
@@ -317,6 +319,14 @@ class ContactRepository(WorkspaceRepository[Contact]):
                 .execution_options(synchronize_session=False)
             )
         return written
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    """Unique violations (a concurrent writer got there first), deadlocks, serialisation."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in ("40P01", "40001")
 
 
 def _distinct_runs(rows: Sequence[UpsertRow]) -> list[list[UpsertRow]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -10,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.contacts.imports.service import run_import
 from app.contacts.models import Contact, ContactImportChunk
+from app.core.db import transaction
 from app.worker.settings import build_worker
 from tests.fixtures.tenants import Tenant
 
@@ -273,3 +277,34 @@ async def test_large_import_with_many_bad_rows(
             )
         ).scalar_one()
     assert count == 18_750
+
+
+async def test_concurrent_imports_of_overlapping_rows(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two batches upserting the same 3,000 contacts in opposite orders at the same time."""
+    lines = [f"id-{i},c{i}@example.com,{i}" for i in range(3_000)]
+    forward = "external_id,email,attributes.n:number\n" + "\n".join(lines)
+    backward = "external_id,email,attributes.n:number\n" + "\n".join(reversed(lines))
+
+    async def run(content: str) -> None:
+        created = await upload(client, tenant, content, CSV)
+        await run_import(
+            lambda: transaction(session_factory), tenant.workspace_id, uuid.UUID(created["id"])
+        )
+
+    await asyncio.gather(run(forward), run(backward))
+    listed = await client.get("/v1/contacts/imports", headers=tenant.headers)
+    for item in listed.json()["data"]:
+        assert item["status"] == "completed", item
+        assert item["failed_count"] == 0
+        assert item["created_count"] + item["updated_count"] + item["unchanged_count"] == 3_000
+    async with session_factory() as session:
+        count = (
+            await session.execute(
+                select(func.count()).where(Contact.workspace_id == tenant.workspace_id)
+            )
+        ).scalar_one()
+    assert count == 3_000
