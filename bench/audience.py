@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Executable, bindparam, column, insert, table, text
+from sqlalchemy import DateTime, Executable, bindparam, column, event, insert, table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app.admin import create_workspace
@@ -58,7 +58,7 @@ SELECT md5('c' || n)::uuid, :ws, 'c-' || n, 'c' || n || '@' || (ARRAY['example.c
                       WHEN r < 0.95 THEN 'team' ELSE 'enterprise' END,
          'country', (ARRAY['US', 'FR', 'DE', 'GB', 'BR', 'IN', 'JP', 'ES'])[1 + (n / 7) % 8],
          'signup', to_char(signup, 'YYYY-MM-DD'),
-         'score', (n * 7919) % 100),
+         'score', (n::bigint * 7919) % 100),
        (ARRAY['Europe/Paris', 'America/New_York', 'Asia/Tokyo', NULL])[1 + n % 4],
        (ARRAY['fr-FR', 'en-US', 'de-DE', 'ja-JP'])[1 + n % 4],
        signup, signup, CAST(:now AS timestamptz) - random() * interval '90 days'
@@ -231,6 +231,24 @@ async def generate(
     await conn.execute(text("SET session_replication_role = origin"))
 
 
+async def explain(database_url: str, ws: uuid.UUID, now: datetime) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of each compiled count, exactly as executed (docs/indexes.md)."""
+    engine = create_async_engine(database_url, pool_size=1)
+
+    def prefix(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> tuple[str, Any]:
+        return "EXPLAIN (ANALYZE, BUFFERS) " + statement, params
+
+    event.listen(engine.sync_engine, "before_cursor_execute", prefix, retval=True)
+    ctx = CompileContext(workspace_id=ws, now=now, segments={})
+    try:
+        async with engine.connect() as conn:
+            for label, rule_json, _ in CASES:
+                plan = await conn.execute(count_statement(parse_rule(rule_json), ctx))
+                print(f"\n--- {label}\n" + "\n".join(str(row[0]) for row in plan.all()), flush=True)
+    finally:
+        await engine.dispose()
+
+
 async def measure(database_url: str, ws: uuid.UUID, now: datetime, runs: int) -> list[str]:
     engine = create_async_engine(database_url, pool_size=2)
     ctx = CompileContext(workspace_id=ws, now=now, segments={})
@@ -326,6 +344,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--explain", action="store_true", help="print the compiled plans")
     parser.add_argument("--ingest", action="store_true")
     parser.add_argument("--ingest-seconds", type=float, default=20.0)
     parser.add_argument("--ingest-concurrency", type=int, default=4)
@@ -357,6 +376,8 @@ def main() -> None:
         asyncio.run(load())
         print(f"median of {args.runs} runs after a warm-up; now = {now.isoformat()}")
         asyncio.run(measure(url, ws, now, args.runs))
+        if args.explain:
+            asyncio.run(explain(url, ws, now))
         if args.ingest:
             ingest(
                 database_url,
