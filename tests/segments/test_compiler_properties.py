@@ -101,7 +101,9 @@ def contacts(draw: st.DrawFn, workspace_id: uuid.UUID) -> dict[str, Any]:
 def worlds(draw: st.DrawFn, workspace_id: uuid.UUID) -> World:
     people = draw(st.lists(contacts(workspace_id), min_size=3, max_size=20))
     for i, person in enumerate(people):  # unique per workspace, like the real constraints
-        person["external_id"] = None if person["external_id"] is None else f"{person['external_id']}{i}"  # noqa: E501
+        person["external_id"] = (
+            None if person["external_id"] is None else f"{person['external_id']}{i}"
+        )
         person["email"] = None if person["email"] is None else f"{i}{person['email']}"
         if person["email"] is None and person["external_id"] is None:
             person["external_id"] = f"id{i}"
@@ -194,7 +196,7 @@ def attribute_leaves() -> st.SearchStrategy[dict[str, Any]]:
     durations = st.integers(1, 60).flatmap(lambda n: st.sampled_from([f"P{n}D", f"PT{n}H"]))
     dates = st.tuples(
         st.sampled_from(["created_at", "last_activity_at"]), st.integers(0, 3)
-    ).flatmap(  # noqa: E501
+    ).flatmap(
         lambda pair: [
             st.tuples(st.sampled_from(["before", "after"]), instants),
             st.tuples(st.just("between"), st.lists(instants, min_size=2, max_size=2).map(sorted)),
@@ -301,6 +303,8 @@ def json_match(document: Mapping[str, Any], path: Sequence[str], op: str, value:
     if op == "starts_with":
         return isinstance(x, str) and x.startswith(value)
     bounds = value if isinstance(value, list) else [value]
+    at: Any
+    limits: list[Any]
     if is_number(bounds[0]):
         if not is_number(x):
             return False
@@ -309,13 +313,15 @@ def json_match(document: Mapping[str, Any], path: Sequence[str], op: str, value:
         if not isinstance(x, str):
             return False
         at, limits = x, bounds  # code-point order, like COLLATE "C"
-    return {
-        "gt": lambda: at > limits[0],
-        "gte": lambda: at >= limits[0],
-        "lt": lambda: at < limits[0],
-        "lte": lambda: at <= limits[0],
-        "between": lambda: limits[0] <= at <= limits[1],
-    }[op]()
+    return bool(
+        {
+            "gt": lambda: at > limits[0],
+            "gte": lambda: at >= limits[0],
+            "lt": lambda: at < limits[0],
+            "lte": lambda: at <= limits[0],
+            "between": lambda: limits[0] <= at <= limits[1],
+        }[op]()
+    )
 
 
 def standard_match(contact: Mapping[str, Any], field_: str, op: str, value: Any) -> bool:
@@ -337,16 +343,17 @@ def standard_match(contact: Mapping[str, Any], field_: str, op: str, value: Any)
             low, high = (NOW - delta, NOW) if op == "within_last" else (NOW, NOW + delta)
             return bool(low <= x <= high)
         if op == "between":
-            return bool(parse_instant(value[0]) <= x <= parse_instant(value[1]))  # type: ignore[operator]
+            return bool(parse_instant(value[0]) <= x <= parse_instant(value[1]))
         instant = parse_instant(value)
         assert instant is not None
         return bool(x < instant if op == "before" else x > instant)
-    return {
-        "eq": lambda: x == value,
-        "in": lambda: x in value,
-        "contains": lambda: value in x,
-        "starts_with": lambda: x.startswith(value),
-    }[op]()
+    if op == "eq":
+        return bool(x == value)
+    if op == "in":
+        return x in value
+    if op == "contains":
+        return value in x
+    return bool(x.startswith(value))
 
 
 def matches(world: World, contact: Mapping[str, Any], rule: Rule) -> bool:

@@ -50,41 +50,129 @@ BAD: list[tuple[str, object, list[tuple[str, str]]]] = [
     ("empty path part", attr("attributes.a..b", "eq", "x"), [("/attribute/field", "invalid_path")]),
     ("missing op", {"attribute": {"field": "locale"}}, [("/attribute/op", "missing")]),
     ("extra key", attr("locale", "eq", "x", unit="m"), [("/attribute/unit", "extra_forbidden")]),
-    ("op for dates only", attr("locale", "before", "2026-01-01T00:00:00Z"), [("/attribute/op", "invalid_operator")]),  # noqa: E501
-    ("op not for dates", attr("created_at", "eq", "2026-01-01T00:00:00Z"), [("/attribute/op", "invalid_operator")]),  # noqa: E501
+    (
+        "op for dates only",
+        attr("locale", "before", "2026-01-01T00:00:00Z"),
+        [("/attribute/op", "invalid_operator")],
+    ),
+    (
+        "op not for dates",
+        attr("created_at", "eq", "2026-01-01T00:00:00Z"),
+        [("/attribute/op", "invalid_operator")],
+    ),
     ("missing value", attr("locale", "eq"), [("/attribute/value", "missing")]),
     ("value on exists", attr("locale", "exists", "x"), [("/attribute/value", "extra_forbidden")]),
     ("in not a list", attr("locale", "in", "fr"), [("/attribute/value", "invalid_value")]),
     ("in empty", attr("attributes.plan", "in", []), [("/attribute/value", "invalid_value")]),
-    ("in objects", attr("attributes.plan", "in", [{"a": 1}]), [("/attribute/value", "invalid_value")]),  # noqa: E501
+    (
+        "in objects",
+        attr("attributes.plan", "in", [{"a": 1}]),
+        [("/attribute/value", "invalid_value")],
+    ),
     ("string field number", attr("locale", "eq", 5), [("/attribute/value", "invalid_value")]),
     ("gt boolean", attr("attributes.score", "gt", True), [("/attribute/value", "invalid_value")]),
-    ("between mixed", attr("attributes.score", "between", [1, "z"]), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("between reversed", attr("attributes.score", "between", [5, 1]), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("starts_with number", attr("attributes.plan", "starts_with", 1), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("eq object", attr("attributes.plan", "eq", {"a": 1}), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("date without offset", attr("created_at", "before", "2026-01-01T00:00:00"), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("date garbage", attr("created_at", "after", "yesterday"), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("bad duration", attr("created_at", "within_last", "7 days"), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("months unsupported", attr("created_at", "within_last", "P1M"), [("/attribute/value", "invalid_value")]),  # noqa: E501
-    ("huge duration", attr("created_at", "within_last", "P99999D"), [("/attribute/value", "invalid_value")]),  # noqa: E501
+    (
+        "between mixed",
+        attr("attributes.score", "between", [1, "z"]),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "between reversed",
+        attr("attributes.score", "between", [5, 1]),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "starts_with number",
+        attr("attributes.plan", "starts_with", 1),
+        [("/attribute/value", "invalid_value")],
+    ),
+    ("eq object", attr("attributes.plan", "eq", {"a": 1}), [("/attribute/value", "invalid_value")]),
+    (
+        "date without offset",
+        attr("created_at", "before", "2026-01-01T00:00:00"),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "date garbage",
+        attr("created_at", "after", "yesterday"),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "bad duration",
+        attr("created_at", "within_last", "7 days"),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "months unsupported",
+        attr("created_at", "within_last", "P1M"),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "huge duration",
+        attr("created_at", "within_last", "P99999D"),
+        [("/attribute/value", "invalid_value")],
+    ),
     ("event missing type", {"event": {"within": "P7D"}}, [("/event/type", "missing")]),
     ("event empty type", {"event": {"type": " "}}, [("/event/type", "invalid_value")]),
-    ("event bad within", {"event": {"type": "a", "within": "P0D"}}, [("/event/within", "invalid_duration")]),  # noqa: E501
-    ("event count negative", {"event": {"type": "a", "count": {"gte": -1}}}, [("/event/count/gte", "invalid_value")]),  # noqa: E501
-    ("event count bool", {"event": {"type": "a", "count": {"exactly": True}}}, [("/event/count/exactly", "invalid_value")]),  # noqa: E501
-    ("event count unknown key", {"event": {"type": "a", "count": {"min": 1}}}, [("/event/count/min", "extra_forbidden")]),  # noqa: E501
+    (
+        "event bad within",
+        {"event": {"type": "a", "within": "P0D"}},
+        [("/event/within", "invalid_duration")],
+    ),
+    (
+        "event count negative",
+        {"event": {"type": "a", "count": {"gte": -1}}},
+        [("/event/count/gte", "invalid_value")],
+    ),
+    (
+        "event count bool",
+        {"event": {"type": "a", "count": {"exactly": True}}},
+        [("/event/count/exactly", "invalid_value")],
+    ),
+    (
+        "event count unknown key",
+        {"event": {"type": "a", "count": {"min": 1}}},
+        [("/event/count/min", "extra_forbidden")],
+    ),
     ("event count empty", {"event": {"type": "a", "count": {}}}, [("/event/count", "missing")]),
-    ("event count impossible", {"event": {"type": "a", "count": {"gte": 3, "lte": 2}}}, [("/event/count", "invalid_value")]),  # noqa: E501
-    ("event count lt 0", {"event": {"type": "a", "count": {"lt": 0}}}, [("/event/count/lt", "invalid_value")]),  # noqa: E501
-    ("event where not list", {"event": {"type": "a", "where": {"p": 1}}}, [("/event/where", "invalid_type")]),  # noqa: E501
-    ("event where bad op", {"event": {"type": "a", "where": [{"property": "p", "op": "within_last", "value": "P1D"}]}}, [("/event/where/0/op", "invalid_operator")]),  # noqa: E501
-    ("event where bad path", {"event": {"type": "a", "where": [{"property": "", "op": "exists"}]}}, [("/event/where/0/property", "invalid_path")]),  # noqa: E501
-    ("consent bad values", {"consent": {"channel": "fax", "status": "maybe"}}, [("/consent/channel", "invalid_value"), ("/consent/status", "invalid_value")]),  # noqa: E501
+    (
+        "event count impossible",
+        {"event": {"type": "a", "count": {"gte": 3, "lte": 2}}},
+        [("/event/count", "invalid_value")],
+    ),
+    (
+        "event count lt 0",
+        {"event": {"type": "a", "count": {"lt": 0}}},
+        [("/event/count/lt", "invalid_value")],
+    ),
+    (
+        "event where not list",
+        {"event": {"type": "a", "where": {"p": 1}}},
+        [("/event/where", "invalid_type")],
+    ),
+    (
+        "event where bad op",
+        {"event": {"type": "a", "where": [{"property": "p", "op": "within_last", "value": "P1D"}]}},
+        [("/event/where/0/op", "invalid_operator")],
+    ),
+    (
+        "event where bad path",
+        {"event": {"type": "a", "where": [{"property": "", "op": "exists"}]}},
+        [("/event/where/0/property", "invalid_path")],
+    ),
+    (
+        "consent bad values",
+        {"consent": {"channel": "fax", "status": "maybe"}},
+        [("/consent/channel", "invalid_value"), ("/consent/status", "invalid_value")],
+    ),
     ("consent missing", {"consent": {"channel": "email"}}, [("/consent/status", "missing")]),
     ("segment bad id", {"segment": {"id": "nope"}}, [("/segment/id", "invalid_value")]),
     ("segment id number", {"segment": {"id": 5}}, [("/segment/id", "invalid_value")]),
-    ("pointer escaping", {"event": {"type": "a", "a/b~c": 1}}, [("/event/a~1b~0c", "extra_forbidden")]),  # noqa: E501
+    (
+        "pointer escaping",
+        {"event": {"type": "a", "a/b~c": 1}},
+        [("/event/a~1b~0c", "extra_forbidden")],
+    ),
 ]
 
 
