@@ -169,6 +169,23 @@ BAD: list[tuple[str, object, list[tuple[str, str]]]] = [
     ("segment bad id", {"segment": {"id": "nope"}}, [("/segment/id", "invalid_value")]),
     ("segment id number", {"segment": {"id": 5}}, [("/segment/id", "invalid_value")]),
     (
+        "NUL in a string",
+        attr("attributes.plan", "eq", "a\x00b"),
+        [("/attribute/value", "invalid_value")],
+    ),
+    ("lone surrogate", attr("locale", "in", ["\ud800"]), [("/attribute/value", "invalid_value")]),
+    ("surrogate event type", {"event": {"type": "\udfff"}}, [("/event/type", "invalid_value")]),
+    (
+        "huge integer",
+        attr("attributes.score", "gt", 10**400),
+        [("/attribute/value", "invalid_value")],
+    ),
+    (
+        "surrogate key",
+        {"consent": {"channel": "email", "status": "unknown", "\ud800": 1}},
+        [("/consent/?", "extra_forbidden")],
+    ),
+    (
         "pointer escaping",
         {"event": {"type": "a", "a/b~c": 1}},
         [("/event/a~1b~0c", "extra_forbidden")],

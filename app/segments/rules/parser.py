@@ -44,7 +44,9 @@ from app.segments.rules.nodes import (
 
 
 def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
+    """A JSON pointer token; invalid Unicode is replaced so the problem document stays encodable."""
+    safe = key.encode("utf-8", "replace").decode("utf-8")
+    return safe.replace("~", "~0").replace("/", "~1")
 
 
 class Parser:
@@ -252,7 +254,7 @@ class Parser:
             return None
         ok = True
         kind = body["type"]
-        if not isinstance(kind, str) or not kind.strip() or len(kind) > 200:
+        if not _is_string(kind, 200) or not str(kind).strip():
             self.fail(
                 f"{at}/type",
                 "Expected an event type (non-empty string, up to 200 characters).",
@@ -375,13 +377,22 @@ def _bad() -> uuid.UUID:
     raise ValueError
 
 
-def _is_string(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= MAX_STRING
+def _is_string(value: object, limit: int = MAX_STRING) -> bool:
+    """A string PostgreSQL can store: bounded, no NUL, valid Unicode (no lone surrogates)."""
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_number(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
+    if isinstance(value, int):  # before any float conversion: 10**400 is a valid JSON number
+        return abs(value) < 10**15
     return math.isfinite(value) and abs(value) < 1e15
 
 
