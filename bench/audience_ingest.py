@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,7 @@ async def drive(
     *,
     batch_size: int,
     contacts: int,
+    probes: dict[str, Callable[[], float]] | None = None,
 ) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     run_id = uuid.uuid4().hex[:8]
@@ -84,11 +86,20 @@ async def drive(
         await asyncio.gather(*(client_loop(client, time.perf_counter() + 2) for _ in range(2)))
         latencies.clear()
         counts.update(accepted=0, duplicates=0, rejected=0, errors=0)
+        probes = probes or {}
+        cpu_before = {name: probe() for name, probe in probes.items()}
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(client, started + seconds) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = {
+            f"{name}_cpu_ms_per_1k_events": (probe() - cpu_before[name])
+            * 1e6
+            / max(counts["accepted"], 1)
+            for name, probe in probes.items()
+        }
     ordered = sorted(latencies) or [0.0]
     return {
+        **cpu,
         "events_per_second": counts["accepted"] / elapsed,
         "requests": float(len(latencies)),
         "accepted": float(counts["accepted"]),
@@ -99,6 +110,32 @@ async def drive(
         "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "seconds": elapsed,
     }
+
+
+def cpu_seconds(roots: Callable[[], set[int]]) -> Callable[[], float]:
+    """CPU time (user + system) of some processes and their direct children, from /proc:
+    a cost per event that stays meaningful when other work shares the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def probe() -> float:
+        pids = roots()
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry.name) in pids or int(fields[1]) in pids:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
+    return probe
+
+
+def postmaster_pids(directory: Path) -> set[int]:
+    return {int(path.read_text().split()[0]) for path in directory.rglob("postmaster.pid")}
 
 
 def run(  # noqa: PLR0917 - the signature the benchmark suite calls
@@ -184,13 +221,19 @@ def main() -> None:
             f"{args.api_workers} API process(es), {args.contacts:,} contacts, "
             f"{os.cpu_count()} CPUs"
         )
-        figures = run(
-            base_url,
-            created.key.token,
-            args.seconds,
-            args.concurrency,
-            args.batch_size,
-            args.contacts,
+        probes = {"api": cpu_seconds(lambda: {api.pid} if api else set())}
+        if not os.environ.get("BENCH_DATABASE_URL"):
+            probes["postgres"] = cpu_seconds(lambda: postmaster_pids(workdir / "pg"))
+        figures = asyncio.run(
+            drive(
+                base_url,
+                created.key.token,
+                args.seconds,
+                args.concurrency,
+                batch_size=args.batch_size,
+                contacts=args.contacts,
+                probes=probes,
+            )
         )
         print(
             f"{figures['events_per_second']:10.0f} events/s   "
@@ -198,6 +241,14 @@ def main() -> None:
             f"({figures['requests']:.0f} requests, {figures['accepted']:.0f} accepted, "
             f"{figures['rejected']:.0f} rejected, {figures['errors']:.0f} non-200)"
         )
+        costs = {k: v for k, v in figures.items() if k.endswith("_cpu_ms_per_1k_events")}
+        if costs:
+            print(
+                "CPU per 1,000 events: "
+                + ", ".join(f"{k.split('_cpu')[0]} {v:.0f} ms" for k, v in costs.items())
+                + f"; on {os.cpu_count()} dedicated cores that bounds ingestion at "
+                f"~{(os.cpu_count() or 1) * 1e6 / sum(costs.values()):.0f} events/s"
+            )
     finally:
         if api is not None:
             api.terminate()

@@ -35,14 +35,16 @@ EventType = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=TYPE_PATTERN),
 ]
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# PostgreSQL text cannot hold NUL (pydantic already refuses unpaired surrogates).
+_NO_NUL = r"^[^\x00]*$"
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NO_NUL)]
 # Email syntax is checked loosely here (one `@`, something either side); events must stay
 # cheap to validate at 20,000/s. The address is normalised before matching.
 Email = Annotated[
-    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 ]
-ClientEventId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+ClientEventId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NO_NUL)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_NO_NUL)]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -66,19 +68,6 @@ class JsonObject(dict[str, Any]):
     def __init__(self, value: dict[str, Any], text: str) -> None:
         super().__init__(value)
         self.text = text
-
-
-def _storable_text(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL; unpaired surrogates are not UTF-8."""
-    if value is None:
-        return None
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode (no unpaired surrogates)") from exc
-    return value
 
 
 def _storable_properties(value: dict[str, Any]) -> JsonObject:
@@ -155,11 +144,6 @@ class EventIn(RequestModel):
         description="Your id for this event. A resend with the same id (in this workspace) "
         "returns the original event and stores nothing.",
     )
-
-    @field_validator("external_id", "email", "source", "event_id")
-    @classmethod
-    def _storable(cls, value: str | None) -> str | None:
-        return _storable_text(value)
 
     @field_validator("properties")
     @classmethod
