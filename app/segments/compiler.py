@@ -52,6 +52,7 @@ from app.segments.rules import (
     NotNode,
     PropertyFilter,
     Rule,
+    RuleError,
     Scalar,
     SegmentNode,
     parse_duration,
@@ -118,11 +119,24 @@ def _nest(path: Sequence[str], value: object) -> dict[str, object]:
     return document
 
 
+MAX_COMPILED_CONDITIONS = 1000  # leaves after inlining referenced dynamic segments
+
+
 class _Compiler:
     def __init__(self, ctx: CompileContext) -> None:
         self.ctx = ctx
+        self.conditions = 0
 
     def rule(self, rule: Rule, at: str, stack: tuple[uuid.UUID, ...]) -> ColumnElement[bool]:
+        if not isinstance(rule, AllNode | AnyNode | NotNode):
+            self.conditions += 1
+            if self.conditions > MAX_COMPILED_CONDITIONS:
+                raise rule_error(
+                    at,
+                    f"With the segments it references, the rule exceeds {MAX_COMPILED_CONDITIONS}"
+                    " conditions.",
+                    "too_large",
+                )
         if isinstance(rule, AllNode):
             return and_(*(self.rule(c, f"{at}/all/{i}", stack) for i, c in enumerate(rule.all)))
         if isinstance(rule, AnyNode):
@@ -253,7 +267,14 @@ class _Compiler:
             )
         if ref.rule is None:
             raise rule_error(at, f"Segment {segment_id} has no rule.", "unknown_segment")
-        return self.rule(ref.rule, at, (*stack, segment_id))
+        if stack:  # inside an inlined segment: the caller reports at its own reference
+            return self.rule(ref.rule, "", (*stack, segment_id))
+        try:
+            return self.rule(ref.rule, "", (segment_id,))
+        except RuleError as exc:
+            inner = exc.errors[0]
+            message = f"In segment {segment_id}, at {inner.pointer or '/'}: {inner.message}"
+            raise rule_error(at, message, inner.code) from exc
 
 
 # -- jsonb conditions (contact attributes and event properties) -------------------------------

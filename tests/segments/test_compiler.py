@@ -444,3 +444,29 @@ def test_member_ids_selects_only_the_id() -> None:
     statement = member_ids(parse_rule(PLAN_PRO), CompileContext(uuid.uuid4(), NOW, {}))
     assert [c.name for c in statement.selected_columns] == ["id"]
     assert isinstance(statement, type(select(Contact.id)))
+
+
+async def test_inlining_is_bounded(world: World) -> None:
+    base, wide = new_id(), new_id()
+    leaf = attr("locale", "exists")
+    refs = {
+        base: SegmentRef("dynamic", parse_rule({"any": [leaf] * 50})),
+        wide: SegmentRef("dynamic", parse_rule({"any": [{"segment": {"id": str(base)}}] * 50})),
+    }
+    rule = parse_rule({"all": [leaf, {"segment": {"id": str(wide)}}]})
+    with pytest.raises(RuleError) as raised:
+        member_ids(rule, CompileContext(world.workspace_id, NOW, refs))
+    assert [(e.pointer, e.code) for e in raised.value.errors] == [
+        ("/all/1/segment/id", "too_large")
+    ]
+
+
+async def test_problem_inside_a_referenced_segment_points_at_the_reference(world: World) -> None:
+    broken = new_id()
+    refs = {broken: SegmentRef("dynamic", parse_rule({"segment": {"id": str(uuid.uuid4())}}))}
+    rule = parse_rule({"not": {"segment": {"id": str(broken)}}})
+    with pytest.raises(RuleError) as raised:
+        count_statement(rule, CompileContext(world.workspace_id, NOW, refs))
+    [error] = raised.value.errors
+    assert (error.pointer, error.code) == ("/not/segment/id", "unknown_segment")
+    assert str(broken) in error.message
