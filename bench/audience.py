@@ -339,12 +339,52 @@ def ingest(database_url: str, token: str, contacts: int, seconds: float, concurr
         redis.stop()
 
 
+async def load(  # noqa: PLR0917 - a script's plumbing
+    url: str, ws: uuid.UUID, now: datetime, token: str, contacts: int, events: int
+) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await generate(conn, ws, now, contacts, events)
+            started = time.perf_counter()
+            await conn.execute(text("VACUUM ANALYZE contacts"))
+            await conn.execute(text("VACUUM ANALYZE events"))
+            print(f"  VACUUM ANALYZE ({time.perf_counter() - started:.0f} s)")
+            await conn.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS bench_audience"
+                    " (ws uuid, now timestamptz, token text)"
+                )
+            )
+            await conn.execute(
+                text("INSERT INTO bench_audience VALUES (:ws, :now, :token)"),
+                {"ws": ws, "now": now, "token": token},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def saved_dataset(url: str) -> tuple[uuid.UUID, datetime, str] | None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if (await conn.execute(text("SELECT to_regclass('bench_audience')"))).scalar() is None:
+                return None
+            row = (await conn.execute(text("SELECT ws, now, token FROM bench_audience"))).first()
+            return None if row is None else (row[0], row[1], row[2])
+    finally:
+        await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--explain", action="store_true", help="print the compiled plans")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with BENCH_DATABASE_URL: reuse a generated dataset"
+    )
     parser.add_argument("--ingest", action="store_true")
     parser.add_argument("--ingest-seconds", type=float, default=20.0)
     parser.add_argument("--ingest-concurrency", type=int, default=4)
@@ -356,24 +396,15 @@ def main() -> None:
     url = async_database_url(database_url)
     try:
         upgrade(url)
-        created = asyncio.run(create_workspace(url, "Bench", "o@bench.example", "O"))
-        ws = created.workspace.id
-        now = utcnow()
-        print(f"generating {args.contacts:,} contacts and {args.events:,} events", flush=True)
-
-        async def load() -> None:
-            engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-            try:
-                async with engine.connect() as conn:
-                    await generate(conn, ws, now, args.contacts, args.events)
-                    started = time.perf_counter()
-                    await conn.execute(text("VACUUM ANALYZE contacts"))
-                    await conn.execute(text("VACUUM ANALYZE events"))
-                    print(f"  VACUUM ANALYZE ({time.perf_counter() - started:.0f} s)")
-            finally:
-                await engine.dispose()
-
-        asyncio.run(load())
+        found = asyncio.run(saved_dataset(url)) if args.reuse else None
+        if found is not None:
+            ws, now, token = found
+            print(f"reusing the dataset generated at {now.isoformat()}")
+        else:
+            created = asyncio.run(create_workspace(url, "Bench", "o@bench.example", "O"))
+            ws, now, token = created.workspace.id, utcnow(), created.key.token
+            print(f"generating {args.contacts:,} contacts and {args.events:,} events", flush=True)
+            asyncio.run(load(url, ws, now, token, args.contacts, args.events))
         print(f"median of {args.runs} runs after a warm-up; now = {now.isoformat()}")
         asyncio.run(measure(url, ws, now, args.runs))
         if args.explain:
@@ -381,7 +412,7 @@ def main() -> None:
         if args.ingest:
             ingest(
                 database_url,
-                created.key.token,
+                token,
                 args.contacts,
                 args.ingest_seconds,
                 args.ingest_concurrency,

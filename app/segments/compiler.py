@@ -138,9 +138,13 @@ class _Compiler:
                     "too_large",
                 )
         if isinstance(rule, AllNode):
-            return and_(*(self.rule(c, f"{at}/all/{i}", stack) for i, c in enumerate(rule.all)))
+            return and_(
+                *(self.rule(c, f"{at}/all/{i}", stack) for i, c in self.cheap_first(rule.all))
+            )
         if isinstance(rule, AnyNode):
-            return or_(*(self.rule(c, f"{at}/any/{i}", stack) for i, c in enumerate(rule.any)))
+            return or_(
+                *(self.rule(c, f"{at}/any/{i}", stack) for i, c in self.cheap_first(rule.any))
+            )
         if isinstance(rule, NotNode):
             return not_(self.rule(rule.not_, f"{at}/not", stack))
         if isinstance(rule, AttributeNode):
@@ -150,6 +154,30 @@ class _Compiler:
         if isinstance(rule, ConsentNode):
             return self.consent(rule.consent.channel, rule.consent.status)
         return self.segment(rule, f"{at}/segment/id", stack)
+
+    def cheap_first(self, children: list[Rule]) -> list[tuple[int, Rule]]:
+        """PostgreSQL evaluates a nested AND/OR left to right and stops early, so column and
+        jsonb tests go before subqueries: an EXISTS under OR then runs only for the contacts
+        the cheap tests leave undecided. (Top-level conjuncts become joins anyway.)"""
+        return sorted(enumerate(children), key=lambda pair: self.cost(pair[1], 0))
+
+    def cost(self, rule: Rule, depth: int) -> int:
+        if isinstance(rule, AllNode | AnyNode):
+            return max(
+                self.cost(c, depth) for c in (rule.all if isinstance(rule, AllNode) else rule.any)
+            )
+        if isinstance(rule, NotNode):
+            return self.cost(rule.not_, depth)
+        if isinstance(rule, AttributeNode):
+            return 1 if not rule.attribute.path else 2
+        if isinstance(rule, ConsentNode):
+            return 3
+        if isinstance(rule, EventNode):
+            return 4
+        ref = self.ctx.segments.get(rule.segment.id)
+        if ref is None or ref.rule is None or depth > 3:
+            return 3
+        return self.cost(ref.rule, depth + 1)
 
     # -- contacts ---------------------------------------------------------------------------
 
