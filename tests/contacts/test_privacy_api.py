@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -449,3 +450,45 @@ async def test_short_external_id_does_not_scrub_unrelated_text(
     assert message == "row 42"
     assert erased is not None
     assert erased.external_id is None
+
+
+async def test_erasing_again_scrubs_what_arrived_since(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+    assert (
+        await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+    ).status_code == 200
+    async with transaction(session_factory) as session:
+        session.add(
+            Event(
+                workspace_id=tenant.workspace_id,
+                contact_id=contact_id,
+                type="late.event",
+                properties={"email": EMAIL},
+                occurred_at=T0,
+                received_at=T0,
+            )
+        )
+    again = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+    assert again.json()["removed"]["events_scrubbed"] == 1
+    async with transaction(session_factory) as session:
+        assert await find_everywhere(session, EMAIL) == []
+
+
+async def test_erasure_and_consent_change_serialise(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """Whichever wins the contact lock, no IP or address is left behind."""
+    for _ in range(5):
+        contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+        consent, erase = await asyncio.gather(
+            put_consent(client, tenant, contact_id, "email", status="unsubscribed", ip=IP),
+            client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers),
+        )
+        assert erase.status_code == 200
+        assert consent.status_code in {200, 409}
+        async with transaction(session_factory) as session:
+            assert await find_everywhere(session, IP) == []
+            assert await find_everywhere(session, EMAIL) == []
+            assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL)
