@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import subprocess
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -172,6 +174,16 @@ async def seed_contacts(database_url: str, workspace_id: uuid.UUID, count: int) 
         await session.execute(text("ANALYZE contacts"))
 
 
+def gc_frozen_app() -> Any:
+    """`create_app()` with the start-up heap moved out of the garbage collector's sight
+    (`gc.freeze()`): what `--gc-freeze` measures, proposed for `app/main.py`."""
+    from app.main import create_app
+
+    app = create_app()
+    gc.freeze()
+    return app
+
+
 def wait_ready(base_url: str) -> None:
     for _ in range(300):
         try:
@@ -190,6 +202,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="serve through gc_frozen_app (gc.freeze() after start-up) instead of `herald serve`",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-ingest-"))
@@ -212,13 +229,29 @@ def main() -> None:
             "HERALD_LOGGING__LEVEL": "WARNING",
         }
         command = [sys.executable, "-m", "app.cli", "serve", "--workers", str(args.api_workers)]
+        if args.gc_freeze:
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.audience_ingest:gc_frozen_app",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.api_workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
         api = subprocess.Popen(command, env=env)
         base_url = f"http://127.0.0.1:{port}"
         wait_ready(base_url)
         print(
             f"POST /v1/events/batch: {args.batch_size} events per request, "
             f"{args.concurrency} concurrent clients, {args.seconds:.0f} s, "
-            f"{args.api_workers} API process(es), {args.contacts:,} contacts, "
+            f"{args.api_workers} API process(es){' with gc.freeze()' if args.gc_freeze else ''}, "
+            f"{args.contacts:,} contacts, "
             f"{os.cpu_count()} CPUs"
         )
         probes = {"api": cpu_seconds(lambda: {api.pid} if api else set())}
