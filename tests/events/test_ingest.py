@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.contacts.models import Contact
 from app.core.clock import clock
 from app.events.models import Event
 from tests.events.helpers import batch, contact_row, contacts_of, make_contact
@@ -310,3 +311,21 @@ async def test_full_batch_of_1000(
     assert answer["accepted"] == 1000
     assert len(await contacts_of(session_factory, tenant)) == 250
     assert await event_count(session_factory) == 1000
+
+
+async def test_events_for_an_erased_contact_are_rejected(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    contact = await make_contact(session_factory, tenant, external_id="gone")
+    async with session_factory() as session, session.begin():
+        row = await session.get(Contact, contact)
+        assert row is not None
+        row.erased_at, row.external_id = NOW, None
+    response = await client.post(
+        "/v1/events", json={"contact_id": str(contact), "type": "x"}, headers=tenant.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "contact_erased"
+    assert await event_count(session_factory) == 0
