@@ -22,9 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, exists
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from app.contacts.models import Contact
 from app.core.clock import utcnow
@@ -233,18 +232,12 @@ async def reevaluate(
     (None) for everyone: one INSERT ... SELECT and one DELETE, set-wise."""
     memberships = MembershipRepository(session, workspace_id)
     ids = list(contact_ids) if contact_ids is not None else None
-    restrict = Contact.id.in_(ids) if ids is not None else None
-    entered = await memberships.enter(
-        segment_id, member_ids(rule, ctx, restrict_to=restrict), ctx.now
-    )
-
-    def still_member(contact_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
-        return exists(member_ids(rule, ctx, restrict_to=Contact.id == contact_id))
-
+    members = member_ids(rule, ctx, restrict_to=Contact.id.in_(ids) if ids is not None else None)
     among: ContactTest | None = None
     if ids is not None:
         among = lambda contact_id: contact_id.in_(ids)  # noqa: E731 - tiny closure
-    left = await memberships.leave(segment_id, ctx.now, still_member=still_member, among=among)
+    entered = await memberships.enter(segment_id, members, ctx.now, among=among)
+    left = await memberships.leave(segment_id, ctx.now, keep=members, among=among)
     return Moves(entered, left)
 
 

@@ -178,13 +178,32 @@ class MembershipRepository:
         members = [MemberRow(r.contact_id, r.email, r.external_id, r.entered_at) for r in rows]
         return to_page(members, params, lambda member: member.contact_id)
 
+    def _current(self, segment_id: uuid.UUID, among: ContactTest | None) -> Select[uuid.UUID]:
+        """Member ids of a segment (limited to `among`), read through an alias, so conditions
+        built by the rule compiler (which may look up other segments' memberships) never
+        correlate with the table being written."""
+        current = aliased(Membership, name="current")
+        statement = select(current.contact_id).where(
+            current.workspace_id == self.workspace_id, current.segment_id == segment_id
+        )
+        return statement if among is None else statement.where(among(current.contact_id))
+
     async def enter(
-        self, segment_id: uuid.UUID, candidates: Select[uuid.UUID], now: datetime
+        self,
+        segment_id: uuid.UUID,
+        candidates: Select[uuid.UUID],
+        now: datetime,
+        *,
+        among: ContactTest | None = None,
     ) -> int:
-        """Insert the candidates that are not members yet; journal them as `entered`."""
-        source = candidates.subquery("candidates")
+        """Insert the candidates that are not members yet (`among` bounds the members to
+        compare with); journal them as `entered`.
+
+        New members are `candidates EXCEPT members`: a set operation, so the plan stays
+        linear whatever the statistics say about a membership table that just grew (an
+        anti-join misestimated as one row turns into a nested loop over both sets)."""
+        source = candidates.except_(self._current(segment_id, among)).subquery("candidates")
         contact_id = next(iter(source.c))
-        not_yet = ~exists().where(*self._of(segment_id), Membership.contact_id == contact_id)
         entered = (
             insert(Membership)
             .from_select(
@@ -194,7 +213,7 @@ class MembershipRepository:
                     literal(segment_id, Uuid),
                     contact_id,
                     literal(now, DateTime(timezone=True)),
-                ).where(not_yet),
+                ),
             )
             .on_conflict_do_nothing()
             .returning(Membership.contact_id)
@@ -207,28 +226,19 @@ class MembershipRepository:
         segment_id: uuid.UUID,
         now: datetime,
         *,
-        still_member: ContactTest | None = None,
+        keep: Select[uuid.UUID] | None = None,
         among: ContactTest | None = None,
     ) -> int:
-        """Delete the members (limited to `among`) for which `still_member` is false, and
-        journal them as `left`.
-
-        The leavers are chosen over an alias of the table in a CTE, so conditions built by the
-        rule compiler (which may look up other segments' memberships) never correlate with
-        the table being deleted from."""
-        current = aliased(Membership, name="current")
-        conditions: list[ColumnElement[bool]] = [
-            current.workspace_id == self.workspace_id,
-            current.segment_id == segment_id,
-        ]
-        if among is not None:
-            conditions.append(among(current.contact_id))
-        if still_member is not None:
-            conditions.append(~still_member(current.contact_id))
-        leavers = select(current.contact_id).where(*conditions).cte("leavers")
+        """Delete the members (limited to `among`) that are not in `keep` (all of them
+        without `keep`); journal them as `left`. Leavers are `members EXCEPT keep`."""
+        current = self._current(segment_id, among)
+        leavers = (current if keep is None else current.except_(keep)).cte("leavers")
         left = (
             delete(Membership)
-            .where(*self._of(segment_id), Membership.contact_id.in_(select(leavers.c.contact_id)))
+            .where(
+                *self._of(segment_id),
+                Membership.contact_id.in_(select(next(iter(leavers.c)))),
+            )
             .returning(Membership.contact_id)
             .cte("left")
         )

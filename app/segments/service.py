@@ -9,7 +9,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
@@ -254,13 +256,15 @@ async def _change_members(
     matching = lookup.matching(ids, external_ids, emails)
     memberships = MembershipRepository(session, workspace_id)
     now = utcnow()
+
+    def among(contact_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
+        return contact_id.in_(matching.scalar_subquery())
+
     if adding:
-        changed = await memberships.enter(segment_id, matching, now)
+        changed = await memberships.enter(segment_id, matching, now, among=among)
         delta = changed
     else:
-        changed = await memberships.leave(
-            segment_id, now, among=lambda contact_id: contact_id.in_(matching.scalar_subquery())
-        )
+        changed = await memberships.leave(segment_id, now, among=among)
         delta = -changed
     repository = SegmentRepository(session, workspace_id)
     await repository.add_to_count(segment_id, delta)
