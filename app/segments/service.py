@@ -129,7 +129,26 @@ async def update_segment(
     await session.flush()
     if rule_changed:
         membership.enqueue_refresh(session, workspace_id, segment.id)
+        # Segments referencing this one inline its rule: their members change too.
+        for dependent in await _dependents(session, workspace_id, segment.id):
+            membership.enqueue_refresh(session, workspace_id, dependent)
     return segment
+
+
+async def _dependents(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID
+) -> set[uuid.UUID]:
+    """Segments whose rules reference this one, directly or through others."""
+    repository = SegmentRepository(session, workspace_id)
+    found: set[uuid.UUID] = set()
+    frontier = [segment_id]
+    while frontier:
+        current = frontier.pop()
+        for other in await repository.mentioning(current):
+            if other.id not in found and other.id != segment_id and _references(other, current):
+                found.add(other.id)
+                frontier.append(other.id)
+    return found
 
 
 async def delete_segment(

@@ -448,3 +448,23 @@ async def test_unstorable_input_is_422_not_500(client: httpx.AsyncClient, tenant
         headers=tenant.headers,
     )
     assert forged.status_code == 400
+
+
+async def test_rule_change_refreshes_dependents(
+    client: httpx.AsyncClient, tenant: Tenant, state: AppState
+) -> None:
+    base = await create(client, tenant, name="Base", rule=PRO)
+    middle = await create(client, tenant, name="Middle", rule={"segment": {"id": base["id"]}})
+    top = await create(client, tenant, name="Top", rule={"not": {"segment": {"id": middle["id"]}}})
+    unrelated = await create(client, tenant, name="Other", rule=PRO)
+    await state.redis.flushdb()
+    await client.patch(
+        f"/v1/segments/{base['id']}", json={"rule": {"not": PRO}}, headers=tenant.headers
+    )
+    queued = {
+        str(job.job_id) for job in await state.redis.queued_jobs(queue_name=state.queue.queue_name)
+    }
+    assert queued == {
+        f"segments_refresh_segment:{segment['id']}" for segment in (base, middle, top)
+    }
+    assert f"segments_refresh_segment:{unrelated['id']}" not in queued
