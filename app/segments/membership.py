@@ -31,11 +31,11 @@ from app.core.errors import Conflict, FieldError, Unprocessable
 from app.segments.compiler import CompileContext, SegmentRef, member_ids
 from app.segments.models import Segment
 from app.segments.repository import (
-    ContactTest,
     DirtyContactQueue,
     MembershipRepository,
     SegmentRepository,
     SegmentSweep,
+    contact_in,
 )
 from app.segments.rules import (
     AttributeNode,
@@ -231,11 +231,8 @@ async def reevaluate(
     """Bring one dynamic segment's membership in line with its rule, for `contact_ids` or
     (None) for everyone: one INSERT ... SELECT and one DELETE, set-wise."""
     memberships = MembershipRepository(session, workspace_id)
-    ids = list(contact_ids) if contact_ids is not None else None
-    members = member_ids(rule, ctx, restrict_to=Contact.id.in_(ids) if ids is not None else None)
-    among: ContactTest | None = None
-    if ids is not None:
-        among = lambda contact_id: contact_id.in_(ids)  # noqa: E731 - tiny closure
+    among = contact_in(contact_ids) if contact_ids is not None else None
+    members = member_ids(rule, ctx, restrict_to=among(Contact.id) if among else None)
     entered = await memberships.enter(segment_id, members, ctx.now, among=among)
     left = await memberships.leave(segment_id, ctx.now, keep=members, among=among)
     return Moves(entered, left)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    any_,
     cast,
     delete,
     exists,
@@ -55,6 +56,13 @@ Membership = SegmentMembership
 Change = SegmentMembershipChange
 # A condition on a contact id column (membership rows are tested through an alias).
 ContactTest = Callable[[InstrumentedAttribute[uuid.UUID]], ColumnElement[bool]]
+
+
+def contact_in(ids: Collection[uuid.UUID]) -> ContactTest:
+    """`column = ANY(:ids)`: one array parameter however many ids (an IN list binds one
+    parameter per id and per use), and an index condition on the membership primary key."""
+    array = literal(sorted(set(ids)), ARRAY(Uuid))
+    return lambda column: column == any_(array)
 
 
 def uuid7_at(now: datetime) -> ColumnElement[uuid.UUID]:
@@ -232,13 +240,16 @@ class MembershipRepository:
         """Delete the members (limited to `among`) that are not in `keep` (all of them
         without `keep`); journal them as `left`. Leavers are `members EXCEPT keep`."""
         current = self._current(segment_id, among)
-        leavers = (current if keep is None else current.except_(keep)).cte("leavers")
+        leavers = (current if keep is None else current.except_(keep)).subquery("leavers")
+        # The leavers are collected into one array (an InitPlan computed once), then deleted
+        # through the primary key: a join here could be planned as a nested loop that
+        # recomputes the set difference for every member.
+        leaver_ids = cast(
+            select(func.array_agg(next(iter(leavers.c)))).scalar_subquery(), ARRAY(Uuid)
+        )
         left = (
             delete(Membership)
-            .where(
-                *self._of(segment_id),
-                Membership.contact_id.in_(select(next(iter(leavers.c)))),
-            )
+            .where(*self._of(segment_id), Membership.contact_id == any_(leaver_ids))
             .returning(Membership.contact_id)
             .cte("left")
         )

@@ -9,9 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
@@ -26,6 +24,7 @@ from app.segments.repository import (
     MemberRow,
     MembershipRepository,
     SegmentRepository,
+    contact_in,
 )
 from app.segments.rules import Rule, RuleError, parse_rule, referenced_segment_ids
 from app.segments.schemas import MemberReferences, PreviewRequest, SegmentCreate, SegmentUpdate
@@ -276,9 +275,7 @@ async def _change_members(
     memberships = MembershipRepository(session, workspace_id)
     now = utcnow()
 
-    def among(contact_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
-        return contact_id.in_(matching.scalar_subquery())
-
+    among = contact_in([ref.id for ref in found])
     if adding:
         changed = await memberships.enter(segment_id, matching, now, among=among)
         delta = changed
