@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,15 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    DateTime,
     Select,
     String,
+    Table,
+    Text,
+    Uuid,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     literal_column,
@@ -31,6 +37,8 @@ from app.contacts.models import Contact
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
+
+CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 
 # Retries: a concurrent writer may commit a conflicting row between our checks and our
 # INSERT (or two batches may deadlock); re-running the batch then sees it and resolves it.
@@ -261,24 +269,24 @@ class ContactRepository(WorkspaceRepository[Contact]):
             return {}
         # A stable order (by key) makes concurrent batches lock rows in the same order.
         rows = sorted(rows, key=lambda r: getattr(r, arbiter.key))
-        values = [
-            {
-                "id": new_id(),
-                "workspace_id": self.workspace_id,
-                "external_id": r.external_id,
-                "email": r.email,
-                "phone": r.phone,
-                "timezone": r.timezone,
-                "locale": r.locale,
-                "attributes": r.attributes,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for r in rows
-        ]
-        statement = insert(Contact).values(values)
+        # One statement shape whatever the batch size (arrays unnested into rows), so it
+        # compiles and prepares once instead of once per batch.
+        columns = ("external_id", "email", "phone", "timezone", "locale")
+        source = select(
+            func.unnest(bindparam("ids", type_=ARRAY(Uuid()))).label("id"),
+            bindparam("workspace_id", type_=Uuid()).label("workspace_id"),
+            *(func.unnest(bindparam(name, type_=ARRAY(String))).label(name) for name in columns),
+            cast(func.unnest(bindparam("attributes", type_=ARRAY(Text))), JSONB).label(
+                "attributes"
+            ),
+            bindparam("now", type_=DateTime(timezone=True)).label("created_at"),
+            bindparam("now", type_=DateTime(timezone=True)).label("updated_at"),
+        )
+        statement = insert(CONTACTS).from_select(
+            ["id", "workspace_id", *columns, "attributes", "created_at", "updated_at"], source
+        )
         new = statement.excluded
-        target = Contact.__table__.c
+        target = CONTACTS.c
         merged = {
             "external_id": func.coalesce(new.external_id, target.external_id),
             "email": func.coalesce(new.email, target.email),
@@ -295,10 +303,18 @@ class ContactRepository(WorkspaceRepository[Contact]):
         upsert = statement.on_conflict_do_update(
             index_elements=["workspace_id", key_name],
             index_where=text(f"{key_name} IS NOT NULL"),
-            set_={**merged, "updated_at": now},
+            set_={**merged, "updated_at": bindparam("now", type_=DateTime(timezone=True))},
             where=and_(target.erased_at.is_(None), current.is_distinct_from(proposed)),
         ).returning(target.id, target[key_name], literal_column("(xmax = 0)"))
-        result = await self.session.execute(upsert)
+        params: dict[str, Any] = {
+            "ids": [new_id() for _ in rows],
+            "workspace_id": self.workspace_id,
+            "attributes": [json.dumps(r.attributes) for r in rows],
+            "now": now,
+        }
+        for name in columns:
+            params[name] = [getattr(r, name) for r in rows]
+        result = await self.session.execute(upsert, params)
         written = {key: (contact_id, bool(inserted)) for contact_id, key, inserted in result}
         # A created row stores its attributes as sent: drop the `null` (= remove) markers.
         created_with_nulls = [

@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime
 
 from app.contacts import service
 from app.contacts.normalize import normalize_email
@@ -15,6 +14,7 @@ from app.contacts.schemas import (
     ContactUpdate,
     ContactUpsert,
     ContactUpserted,
+    Instant,
     check_text,
     parse_attribute_filter,
 )
@@ -45,10 +45,10 @@ def contact_filters(  # noqa: PLR0917 - FastAPI query parameters
             ),
         ),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
-    created_after: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
-    updated_after: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
-    updated_before: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    created_after: Annotated[Instant | None, Query(description="Exclusive.")] = None,
+    created_before: Annotated[Instant | None, Query(description="Exclusive.")] = None,
+    updated_after: Annotated[Instant | None, Query(description="Exclusive.")] = None,
+    updated_before: Annotated[Instant | None, Query(description="Exclusive.")] = None,
 ) -> ContactFilters:
     errors: list[FieldError] = []
     for name, value in (("email", email), ("external_id", external_id)):

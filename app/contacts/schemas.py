@@ -10,13 +10,14 @@ import json
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     ConfigDict,
     EmailStr,
     Field,
@@ -48,6 +49,14 @@ def check_text(value: str) -> str:
     except UnicodeEncodeError as exc:
         raise PydanticCustomError("invalid_character", "invalid unicode characters") from exc
     return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """Instants compared in SQL must be representable in UTC (year 1-9999)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the instant is out of range") from exc
 
 
 def _email(value: str) -> str:
@@ -140,6 +149,7 @@ Locale = Annotated[
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_text)
 ]
+Instant = Annotated[AwareDatetime, AfterValidator(to_utc)]
 AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)]
 AttributeValue = Annotated[Any, AfterValidator(_attribute_value)]
 Attributes = Annotated[

@@ -203,6 +203,8 @@ async def test_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
         ({"attribute": "k:[1]"}, "/attribute/0"),
         ({"email": "a\u0000"}, "/email"),
         ({"created_after": "2026-11-01T00:00:00"}, "/created_after"),
+        ({"created_before": "0001-01-01T00:00:00+01:00"}, "/created_before"),
+        ({"updated_after": "9999-12-31T23:59:59-01:00"}, "/updated_after"),
     ],
 )
 async def test_bad_filters_are_422(

@@ -31,6 +31,7 @@ from app.worker.queue import enqueue
 
 TASK = "run_contact_import"
 CHUNK_BYTES = 1_048_576
+PARSE_SLICE_BYTES = 65_536
 BATCH_ROWS = 1_000
 MAX_STORED_ERROR_ROWS = 1_000
 MEDIA_TYPES = {
@@ -260,11 +261,14 @@ async def _consume(run: _Run, fmt: str) -> None:
         if data is None:
             break
         seq += 1
-        for parsed in parser.feed(decoder.decode(data)):
-            run.take(parsed)
-            if run.pending >= BATCH_ROWS:
-                await run.flush()
-        decoder.raise_if_failed()
+        # Parse a chunk in slices so at most a slice's worth of parsed rows is in memory.
+        for start in range(0, len(data), PARSE_SLICE_BYTES):
+            text = decoder.decode(data[start : start + PARSE_SLICE_BYTES])
+            for parsed in parser.feed(text):
+                run.take(parsed)
+                if run.pending >= BATCH_ROWS:
+                    await run.flush()
+            decoder.raise_if_failed()
     text = decoder.decode(b"", final=True)
     decoder.raise_if_failed()
     for parsed in parser.feed(text) + parser.finish():
