@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.contacts.imports.service import run_import
-from app.contacts.models import Contact, ContactImportChunk
+from app.contacts.models import Contact, ContactImport, ContactImportChunk
 from app.core.db import transaction
+from app.main import create_app
 from app.worker.settings import build_worker
+from tests.conftest import client_for
 from tests.fixtures.tenants import Tenant
 
 CSV = "text/csv"
@@ -308,3 +311,33 @@ async def test_concurrent_imports_of_overlapping_rows(
             )
         ).scalar_one()
     assert count == 3_000
+
+
+async def test_upload_over_the_limit_is_413_and_stores_nothing(
+    settings: Settings, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    small = settings.model_copy(
+        update={"http": settings.http.model_copy(update={"max_upload_bytes": 4096})}
+    )
+    app = create_app(small)
+    content = ("email\n" + "".join(f"p{i:05d}@example.com\n" for i in range(1_000))).encode()
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 1024):
+            yield content[start : start + 1024]
+
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        headers = {**tenant.headers, "Content-Type": CSV}
+        declared = await client.post("/v1/contacts/imports", content=content, headers=headers)
+        chunked = await client.post("/v1/contacts/imports", content=streamed(), headers=headers)
+    for response in (declared, chunked):
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+    async with session_factory() as session:
+        stored = (
+            await session.execute(select(func.count()).select_from(ContactImport))
+        ).scalar_one()
+        chunks = (
+            await session.execute(select(func.count()).select_from(ContactImportChunk))
+        ).scalar_one()
+    assert (stored, chunks) == (0, 0)
