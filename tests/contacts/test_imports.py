@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -341,3 +341,32 @@ async def test_upload_over_the_limit_is_413_and_stores_nothing(
             await session.execute(select(func.count()).select_from(ContactImportChunk))
         ).scalar_one()
     assert (stored, chunks) == (0, 0)
+
+
+async def test_job_reruns_are_safe(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    result = await imported(client, tenant, settings, CSV_FILE, CSV)
+    import_id = uuid.UUID(result["id"])
+
+    # A duplicate job for a finished import does nothing.
+    await run_import(lambda: transaction(session_factory), tenant.workspace_id, import_id)
+    again = await client.get(f"/v1/contacts/imports/{import_id}", headers=tenant.headers)
+    assert again.json() == result
+
+    # A worker died mid-way: the import is still `running`; the next run starts it over.
+    async with transaction(session_factory) as session:
+        await session.execute(
+            update(ContactImport)
+            .where(ContactImport.id == import_id)
+            .values(status="running", processed_rows=4, created_count=4)
+        )
+    await run_import(lambda: transaction(session_factory), tenant.workspace_id, import_id)
+    rerun = (await client.get(f"/v1/contacts/imports/{import_id}", headers=tenant.headers)).json()
+    assert rerun["status"] == "completed"
+    assert rerun["processed_rows"] == 8
+    assert (rerun["created_count"], rerun["unchanged_count"], rerun["failed_count"]) == (0, 3, 5)
+    assert len(await all_errors(client, tenant, result["id"])) == 5
