@@ -11,7 +11,8 @@ from app.core.schemas import RequestModel, ResponseModel
 
 BaseRole = Literal["owner", "admin", "editor", "viewer"]
 ReviewerRole = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", max_length=64)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# PostgreSQL text cannot hold NUL (pydantic already refuses unpaired surrogates).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 
 _EXAMPLE_TIME = "2026-11-22T09:30:00Z"
 

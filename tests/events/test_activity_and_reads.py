@@ -164,6 +164,7 @@ async def test_workspace_settings_shape(client: httpx.AsyncClient, tenant: Tenan
         {"settings": {"events": {"unknown_contacts": "maybe"}}},
         {"settings": {"events": {"other": 1}}},
         {"name": None},
+        {"name": "nul\u0000name"},
     ):
         response = await client.patch("/v1/workspace", json=bad, headers=tenant.headers)
         assert response.status_code == 422, bad
