@@ -240,25 +240,33 @@ class ContactRepository(WorkspaceRepository[Contact]):
         return {str(row[0]) for row in result if row[0]}
 
     async def _email_owners(self, emails: Sequence[str | None]) -> dict[str, str | None]:
-        wanted = [e for e in emails if e]
-        if not wanted:
-            return {}
-        result = await self.session.execute(
-            select(Contact.email, Contact.external_id).where(
-                Contact.workspace_id == self.workspace_id, Contact.email.in_(wanted)
-            )
-        )
-        return {row[0]: row[1] for row in result if row[0]}
+        rows = await self._lookup(Contact.email, [e for e in emails if e], Contact.external_id)
+        return dict(rows)
 
     async def _ids_by(self, column: Any, keys: Sequence[str]) -> dict[str, uuid.UUID]:
+        rows = await self._lookup(column, keys, Contact.id)
+        return dict(rows)
+
+    async def _lookup(self, column: Any, keys: Sequence[str], wanted: Any) -> list[tuple[Any, Any]]:
+        """(key, wanted) for contacts whose `column` is one of `keys`.
+
+        A join against the unnested keys, not `column = ANY($n)`: during a large import the
+        table statistics lag, and the generic plan of the ANY form scanned the workspace and
+        compared each row with every key (quadratic over the import)."""
         if not keys:
-            return {}
+            return []
+        incoming = select(
+            func.unnest(bindparam("keys", list(keys), type_=ARRAY(String))).label("key")
+        ).subquery("incoming")
         result = await self.session.execute(
-            select(column, Contact.id).where(
-                Contact.workspace_id == self.workspace_id, column.in_(keys)
+            select(column, wanted)
+            .select_from(incoming)
+            .join(
+                Contact,
+                and_(Contact.workspace_id == self.workspace_id, column == incoming.c.key),
             )
         )
-        return {row[0]: row[1] for row in result}
+        return [(row[0], row[1]) for row in result]
 
     async def _insert(
         self, rows: Sequence[UpsertRow], now: datetime, arbiter: Any
