@@ -350,3 +350,21 @@ async def test_a_contact_noted_again_during_evaluation_stays_dirty(
     async with session_factory() as session:
         left = (await session.execute(select(SegmentDirtyContact.contact_id))).scalars().all()
     assert left == [ids["u-1"]]
+
+
+async def test_tick_recovers_dirty_contacts_after_a_lost_job(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    state: AppState,
+    settings: Settings,
+    session_factory: Factory,
+) -> None:
+    clock.freeze(NOW)
+    ids = await seed(session_factory, tenant)
+    segment = await create(client, tenant, name="Pro", rule=PRO)
+    await run_jobs(settings)
+    await set_plan(session_factory, ids["u-3"], "pro")
+    await note(state, tenant, ids["u-3"])
+    await state.redis.flushdb()  # Redis lost the queued job; the dirty row is in Postgres
+    await tick(state, settings, "after-flush")
+    assert await members(session_factory, segment["id"]) == set(ids.values())
