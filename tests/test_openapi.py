@@ -61,9 +61,9 @@ def test_every_operation_is_documented(document: dict[str, Any]) -> None:
             ):
                 problems.append(f"{label}: {status} is not problem+json")
         if "requestBody" in operation:
-            body = operation["requestBody"]["content"]["application/json"]["schema"]
-            if not resolve(document, body).get("examples"):
-                problems.append(f"{label}: request body has no examples")
+            for media in operation["requestBody"]["content"].values():
+                if not resolve(document, media.get("schema", {})).get("examples"):
+                    problems.append(f"{label}: request body has no examples")
         for status, response in operation["responses"].items():
             if not status.startswith("2"):
                 continue

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, delete, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -29,6 +30,8 @@ from app.core.middleware import header
 from app.core.state import app_state
 
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_SPOOL_IN_MEMORY_BYTES = 1_048_576
+_REPLAY_CHUNK_BYTES = 65_536
 _REPLAYED_HEADERS = {"content-type", "location", "etag"}
 REPLAY_HEADER = "idempotent-replayed"
 
@@ -121,12 +124,12 @@ async def purge_expired(session: AsyncSession, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def fingerprint(scope: Scope, body: bytes) -> str:
+def _fingerprint_start(scope: Scope) -> hashlib._Hash:
+    """SHA-256 over method, path and query; the body is fed in as it streams."""
     digest = hashlib.sha256()
     for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1")):
         digest.update(part.encode() + b"\0")
-    digest.update(body)
-    return digest.hexdigest()
+    return digest
 
 
 class IdempotencyMiddleware:
@@ -146,9 +149,13 @@ class IdempotencyMiddleware:
             )
             await response(scope, receive, send)
             return
-        body = await _read_body(receive)
-        replay_receive = _replaying(body, receive)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as spool:
+            request_fingerprint = await _spool_body(scope, receive, spool)
+            await self._handle(scope, _replaying(spool, receive), send, key, request_fingerprint)
 
+    async def _handle(
+        self, scope: Scope, replay_receive: Receive, send: Send, key: str, request_fingerprint: str
+    ) -> None:
         from app.core.deps import resolve_principal
 
         try:
@@ -160,7 +167,6 @@ class IdempotencyMiddleware:
 
         state = app_state(Request(scope))
         settings = state.settings.idempotency
-        request_fingerprint = fingerprint(scope, body)
         async with transaction(state.session_factory) as session:
             store = IdempotencyRepository(session, principal.workspace_id)
             owned = await store.claim(
@@ -172,7 +178,7 @@ class IdempotencyMiddleware:
             )
             existing = None if owned else await store.get(key)
         if not owned:
-            await _answer_existing(existing, request_fingerprint, scope, receive, send)
+            await _answer_existing(existing, request_fingerprint, scope, replay_receive, send)
             return
         await self._run_and_record(scope, replay_receive, send, principal.workspace_id, key)
 
@@ -251,26 +257,32 @@ async def _answer_existing(
     await response(scope, receive, send)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
+async def _spool_body(scope: Scope, receive: Receive, spool: IO[bytes]) -> str:
+    """Copy the body aside (memory for small bodies, a temp file for uploads) while hashing
+    it, so a 50 MiB import with an Idempotency-Key never sits in memory whole."""
+    digest = _fingerprint_start(scope)
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        digest.update(chunk)
+        spool.write(chunk)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    spool.seek(0)
+    return digest.hexdigest()
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    sent = False
+def _replaying(spool: IO[bytes], receive: Receive) -> Receive:
+    finished = False
 
     async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        nonlocal finished
+        if finished:
+            return await receive()
+        chunk = spool.read(_REPLAY_CHUNK_BYTES)
+        finished = len(chunk) < _REPLAY_CHUNK_BYTES
+        return {"type": "http.request", "body": chunk, "more_body": not finished}
 
     return replay

@@ -46,6 +46,30 @@ def _out(record: ContactImport) -> ImportOut:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportOut,
     responses=problem_responses(*COMMON_ERRORS, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {
+                        "type": "string",
+                        "examples": [
+                            "email,external_id,attributes.plan,attributes.seats:number\n"
+                            "ana@example.com,crm-1,pro,12\n"
+                        ],
+                    }
+                },
+                "application/x-ndjson": {
+                    "schema": {
+                        "type": "string",
+                        "examples": [
+                            '{"email": "ana@example.com", "attributes": {"plan": "pro"}}\n'
+                        ],
+                    }
+                },
+            },
+        }
+    },
 )
 async def create_import(
     request: Request,
