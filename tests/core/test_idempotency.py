@@ -149,3 +149,25 @@ async def test_purge_removes_only_expired(
         store = IdempotencyRepository(session, tenant.workspace_id)
         assert await store.get("old") is None
         assert await store.get("new") is not None
+
+
+async def test_large_upload_with_key_is_spooled_and_replayed(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Bodies over the in-memory spool size (1 MiB) still fingerprint and replay exactly."""
+    rows = "".join(f"user{index}@acme.example,crm-{index}\n" for index in range(60_000))
+    body = ("email,external_id\n" + rows).encode()
+    assert len(body) > 1_048_576
+    headers = {**tenant.headers, "Content-Type": "text/csv", "Idempotency-Key": "big-import"}
+    first = await client.post("/v1/contacts/imports", content=body, headers=headers)
+    second = await client.post("/v1/contacts/imports", content=body, headers=headers)
+    assert first.status_code == second.status_code == 202, first.text
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["size_bytes"] == len(body)
+    assert second.headers["idempotent-replayed"] == "true"
+    changed = await client.post(
+        "/v1/contacts/imports", content=body + b"x@y.example,z\n", headers=headers
+    )
+    assert changed.status_code == 422
+    listed = await client.get("/v1/contacts/imports", headers=tenant.headers)
+    assert len(listed.json()["data"]) == 1
