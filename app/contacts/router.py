@@ -14,8 +14,6 @@ from app.contacts.schemas import (
     ContactUpdate,
     ContactUpsert,
     ContactUpserted,
-    Instant,
-    check_text,
     parse_attribute_filter,
 )
 from app.core.auth import Principal
@@ -23,7 +21,7 @@ from app.core.deps import Caller, Session
 from app.core.errors import FieldError, Unprocessable
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Page
+from app.core.schemas import Instant, Page, check_text
 
 router = APIRouter(prefix="/v1")
 Paging = Annotated[PageParams, Depends(page_params)]

@@ -10,14 +10,13 @@ import json
 import math
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     ConfigDict,
     EmailStr,
     Field,
@@ -27,7 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.contacts.normalize import E164, normalize_email, normalize_phone
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import RequestModel, ResponseModel, check_text
 
 # Attribute limits: keep rows small and segment rules simple.
 MAX_ATTRIBUTE_KEYS = 100
@@ -38,25 +37,6 @@ MAX_ATTRIBUTES_BYTES = 16_384
 ATTRIBUTE_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
 _ATTRIBUTE_KEY = re.compile(ATTRIBUTE_KEY_PATTERN)
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
-
-
-def check_text(value: str) -> str:
-    """PostgreSQL text and JSONB cannot hold NUL or lone surrogates: refuse them as input."""
-    if "\x00" in value:
-        raise PydanticCustomError("invalid_character", "NUL characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PydanticCustomError("invalid_character", "invalid unicode characters") from exc
-    return value
-
-
-def to_utc(value: datetime) -> datetime:
-    """Instants compared in SQL must be representable in UTC (year 1-9999)."""
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the instant is out of range") from exc
 
 
 def _email(value: str) -> str:
@@ -149,7 +129,6 @@ Locale = Annotated[
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_text)
 ]
-Instant = Annotated[AwareDatetime, AfterValidator(to_utc)]
 AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)]
 AttributeValue = Annotated[Any, AfterValidator(_attribute_value)]
 Attributes = Annotated[

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -24,3 +26,26 @@ class Page(ResponseModel, Generic[T]):
 
     data: list[T]
     next_cursor: str | None = None
+
+
+def check_text(value: str) -> str:
+    """PostgreSQL text and JSONB cannot hold NUL or lone surrogates: refuse them as input."""
+    if "\x00" in value:
+        raise PydanticCustomError("invalid_character", "NUL characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("invalid_character", "invalid unicode characters") from exc
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """Instants compared in SQL must be representable in UTC (year 1-9999)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the instant is out of range") from exc
+
+
+# An RFC 3339 instant with an explicit offset, normalised to UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(to_utc)]

@@ -10,7 +10,7 @@ from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Page
+from app.core.schemas import Instant, Page
 from app.events import service
 from app.events.schemas import (
     EventBatchIn,
@@ -19,7 +19,6 @@ from app.events.schemas import (
     EventIn,
     EventOut,
     EventType,
-    UtcDatetime,
 )
 
 router = APIRouter(prefix="/v1", tags=["Events"])
@@ -30,10 +29,10 @@ def event_filters(
     contact_id: Annotated[uuid.UUID | None, Query(description="Only this contact.")] = None,
     type: Annotated[EventType | None, Query(description="Only this event type.")] = None,
     occurred_after: Annotated[
-        UtcDatetime | None, Query(description="`occurred_at` >= this (RFC 3339).")
+        Instant | None, Query(description="`occurred_at` >= this (RFC 3339).")
     ] = None,
     occurred_before: Annotated[
-        UtcDatetime | None, Query(description="`occurred_at` < this (RFC 3339).")
+        Instant | None, Query(description="`occurred_at` < this (RFC 3339).")
     ] = None,
 ) -> EventFilters:
     return EventFilters(contact_id, type, occurred_after, occurred_before)

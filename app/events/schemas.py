@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     StringConstraints,
@@ -20,7 +18,7 @@ from pydantic import (
 from pydantic_core import to_json
 
 from app.core.errors import FieldError
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import Instant, RequestModel, ResponseModel
 
 MAX_BATCH = 1000
 # Serialised JSON size of `properties` per event.
@@ -46,16 +44,6 @@ Email = Annotated[
 ClientEventId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=_NO_NUL)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_NO_NUL)]
 
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("timestamp is out of range") from exc
-
-
-# RFC 3339 with an offset, normalised to UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 PropertyKey = Annotated[str, StringConstraints(strip_whitespace=False)]
 
@@ -133,7 +121,7 @@ class EventIn(RequestModel):
             "number (|revenue| < 10^14) and is also stored as the event's revenue."
         ),
     )
-    occurred_at: UtcDatetime | None = Field(
+    occurred_at: Instant | None = Field(
         None,
         description="When it happened (RFC 3339 with offset). Default: now. At most 5 minutes "
         "in the future; any past time is accepted.",

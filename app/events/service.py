@@ -9,8 +9,6 @@ build arrays, never to issue SQL per event.
 from __future__ import annotations
 
 import json
-import os
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.contacts.normalize import normalize_email
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable, pointer_for
+from app.core.ids import new_ids
 from app.core.pagination import PageParams, PageResult
 from app.events.models import Event
 from app.events.repository import ContactRef, EventRepository, EventRows
@@ -101,30 +100,6 @@ class _Answers:
         }
 
 
-_id_state = {"ms": 0, "seq": 0}
-
-
-def _event_ids(count: int) -> list[uuid.UUID]:
-    """`count` UUIDv7 ids at once, ordered within the batch and after earlier batches of
-    this process (12-bit sequence in `rand_a`); ~10x cheaper than one `new_id()` each."""
-    ms = max(time.time_ns() // 1_000_000, _id_state["ms"])
-    seq = _id_state["seq"] + 1 if ms == _id_state["ms"] else 0
-    if seq + count > 0x1000:
-        ms, seq = ms + 1, 0
-    _id_state["ms"], _id_state["seq"] = ms, seq + count - 1
-    head = (ms << 80) | (0x7 << 76)
-    random_bits = os.urandom(8 * count)
-    ids = []
-    for i in range(count):
-        tail = int.from_bytes(random_bits[8 * i : 8 * i + 8]) & _RAND_B | _VARIANT
-        ids.append(uuid.UUID(int=head | ((seq + i) << 64) | tail))
-    return ids
-
-
-_RAND_B = (1 << 62) - 1
-_VARIANT = 1 << 63
-
-
 async def ingest_batch(
     session: AsyncSession,
     workspace_id: uuid.UUID,
@@ -188,7 +163,7 @@ async def _ingest(
     to_insert, repeats = _split_repeats([item for item in items if item.contact_id is not None])
     if not to_insert:
         return
-    for item, event_id in zip(to_insert, _event_ids(len(to_insert)), strict=True):
+    for item, event_id in zip(to_insert, new_ids(len(to_insert)), strict=True):
         item.event_id = event_id
     inserted = await repo.insert_events(_rows(to_insert, now), now)
     await _answer_stored(repo, to_insert, repeats, inserted, answers)

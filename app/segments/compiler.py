@@ -288,10 +288,18 @@ class _Compiler:
         if segment_id in stack:
             raise rule_error(at, "Segments reference each other in a cycle.", "cycle")
         if ref.kind == "static":
-            return exists().where(
-                SegmentMembership.segment_id == segment_id,
-                SegmentMembership.contact_id == Contact.id,
-                SegmentMembership.workspace_id == self.ctx.workspace_id,
+            # Correlate with contacts only, so an enclosing query that itself reads
+            # segment_memberships (the membership refresh) cannot capture this subquery.
+            return (
+                select(literal(1))
+                .select_from(SegmentMembership)
+                .where(
+                    SegmentMembership.segment_id == segment_id,
+                    SegmentMembership.contact_id == Contact.id,
+                    SegmentMembership.workspace_id == self.ctx.workspace_id,
+                )
+                .correlate(Contact)
+                .exists()
             )
         if ref.rule is None:
             raise rule_error(at, f"Segment {segment_id} has no rule.", "unknown_segment")

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     DateTime,
     Row,
@@ -23,7 +22,6 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
-    extract,
     func,
     literal,
     or_,
@@ -37,6 +35,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.contacts.models import Contact
 from app.core.errors import BadRequest
+from app.core.ids import sql_uuid7
 from app.core.pagination import (
     PageParams,
     PageResult,
@@ -63,21 +62,6 @@ def contact_in(ids: Collection[uuid.UUID]) -> ContactTest:
     parameter per id and per use), and an index condition on the membership primary key."""
     array = literal(sorted(set(ids)), ARRAY(Uuid))
     return lambda column: column == any_(array)
-
-
-def uuid7_at(now: datetime) -> ColumnElement[uuid.UUID]:
-    """A UUIDv7 made in SQL for set-wise inserts: the clock's milliseconds, then random bits.
-
-    The SQL twin of `app.core.ids.new_id`, so rows inserted by INSERT ... SELECT stay
-    time-ordered (pagination is by id)."""
-    millis = cast(
-        func.floor(extract("epoch", literal(now, DateTime(timezone=True))) * 1000), BigInteger
-    )
-    stamped = func.overlay(
-        func.uuid_send(func.gen_random_uuid()), func.substr(func.int8send(millis), 3), 1, 6
-    )
-    # gen_random_uuid() is version 4 (0100); setting bits 52 and 53 makes it 7 (0111).
-    return cast(func.encode(func.set_bit(func.set_bit(stamped, 52, 1), 53, 1), "hex"), Uuid)
 
 
 class SegmentRepository(WorkspaceRepository[Segment]):
@@ -261,7 +245,7 @@ class MembershipRepository:
             .from_select(
                 ["id", "workspace_id", "segment_id", "contact_id", "change", "occurred_at"],
                 select(
-                    uuid7_at(now),
+                    sql_uuid7(now),
                     literal(self.workspace_id, Uuid),
                     literal(segment_id, Uuid),
                     moved.c.contact_id,

@@ -11,14 +11,13 @@ from app.core.etag import IfMatch, set_etag
 from app.core.etag import make_etag as _make_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Page
+from app.core.schemas import Instant, Page
 from app.segments import service
 from app.segments.models import Segment
 from app.segments.schemas import (
     ChangeOut,
     ContactSample,
     CountOut,
-    Instant,
     MemberOut,
     MemberReferences,
     MembersChanged,

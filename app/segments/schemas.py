@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     StringConstraints,
@@ -15,8 +14,7 @@ from pydantic import (
 )
 
 from app.contacts.normalize import normalize_email
-from app.contacts.schemas import check_text
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import RequestModel, ResponseModel, check_text
 from app.segments.rules import RULE_EXAMPLES
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
@@ -61,16 +59,6 @@ RuleJson = Annotated[
     AfterValidator(_storable_json),
     Field(description=RULE_DESCRIPTION, json_schema_extra={"examples": _RULES}),
 ]
-
-
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the instant is out of range") from exc
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 class SegmentCreate(RequestModel):

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     IPvAnyAddress,
@@ -15,8 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.contacts.schemas import check_text
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import Instant, RequestModel, ResponseModel, check_text
 
 Channel = Literal["email", "sms"]
 ConsentStatus = Literal["subscribed", "unsubscribed", "unknown"]
@@ -57,7 +55,7 @@ class ConsentUpdate(RequestModel):
     ip: IPvAnyAddress | None = Field(
         default=None, description="IPv4 or IPv6 address the consent came from, if known."
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Instant | None = Field(
         default=None,
         description="When it happened (RFC 3339, not in the future). Defaults to now.",
     )
@@ -68,14 +66,6 @@ class ConsentUpdate(RequestModel):
         if isinstance(value, IPv6Address) and value.scope_id is not None:
             raise ValueError("an IPv6 zone (`%...`) is not part of a public address")
         return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        try:
-            return value.astimezone(UTC) if value is not None else None
-        except OverflowError as exc:
-            raise ValueError("out of the supported range (years 1-9999 in UTC)") from exc
 
 
 class ConsentOut(ResponseModel):

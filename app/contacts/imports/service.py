@@ -22,11 +22,12 @@ from app.contacts.imports.parser import Decoder, ImportFileError, ParsedRow, par
 from app.contacts.imports.repository import ImportRepository, Progress, RowError
 from app.contacts.models import ContactImport
 from app.contacts.repository import UpsertRow
-from app.contacts.schemas import ContactUpsert, check_text
+from app.contacts.schemas import ContactUpsert
 from app.contacts.service import upsert_row, upsert_rows
 from app.core.clock import utcnow
 from app.core.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
 from app.core.pagination import PageParams, PageResult, encode_cursor
+from app.core.schemas import check_text
 from app.worker.queue import enqueue
 
 TASK = "run_contact_import"
