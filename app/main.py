@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=JobQueue(redis, settings.worker.queue_name),
             http=http,
         )
+        # The start-up heap (modules, app, schemas) never becomes garbage: keep it out of
+        # every cyclic-GC pass (measurably cheaper per event batch; see docs/events.md).
+        gc.freeze()
         try:
             yield
         finally:
