@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.contacts.models import Contact
-from app.core.ids import new_id
+from app.core.ids import new_ids
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
 
@@ -315,7 +315,7 @@ class ContactRepository(WorkspaceRepository[Contact]):
             where=and_(target.erased_at.is_(None), current.is_distinct_from(proposed)),
         ).returning(target.id, target[key_name], literal_column("(xmax = 0)"))
         params: dict[str, Any] = {
-            "ids": [new_id() for _ in rows],
+            "ids": new_ids(len(rows)),
             "workspace_id": self.workspace_id,
             "attributes": [json.dumps(r.attributes) for r in rows],
             "now": now,
