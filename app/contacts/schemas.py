@@ -270,4 +270,6 @@ def parse_attribute_filter(raw: str) -> tuple[str, Any]:
         return key, text
     if isinstance(value, dict | list) or (isinstance(value, float) and not math.isfinite(value)):
         raise ValueError("the value must be a string, number, boolean or null")
+    if isinstance(value, str):
+        check_text(value)  # a JSON escape (`"\\u0000"`) can spell what the raw text cannot
     return key, value

@@ -201,6 +201,9 @@ async def test_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
         ({"attribute": "no-colon"}, "/attribute/0"),
         ({"attribute": "bad key:1"}, "/attribute/0"),
         ({"attribute": "k:[1]"}, "/attribute/0"),
+        # JSON escapes spell what PostgreSQL text/JSONB cannot hold (was a 500).
+        ({"attribute": 'k:"\\u0000"'}, "/attribute/0"),
+        ({"attribute": ["plan:pro", 'k:"\\ud800"']}, "/attribute/1"),
         ({"email": "a\u0000"}, "/email"),
         ({"created_after": "2026-11-01T00:00:00"}, "/created_after"),
         ({"created_before": "0001-01-01T00:00:00+01:00"}, "/created_before"),
@@ -208,7 +211,7 @@ async def test_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
     ],
 )
 async def test_bad_filters_are_422(
-    client: httpx.AsyncClient, tenant: Tenant, params: dict[str, str], pointer: str
+    client: httpx.AsyncClient, tenant: Tenant, params: dict[str, str | list[str]], pointer: str
 ) -> None:
     response = await client.get("/v1/contacts", params=params, headers=tenant.headers)
     assert response.status_code == 422, response.text
