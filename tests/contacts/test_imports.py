@@ -194,6 +194,26 @@ async def test_ndjson_import_updates_and_reports(
     assert [e["field"] for e in errors[7]] == ["email"]
 
 
+async def test_row_errors_naming_unstorable_keys_do_not_fail_the_import(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    """A JSON key is quoted in the row error's field; NUL or a lone surrogate there used to
+    make the error INSERT fail, failing the whole import (and its good rows) as internal."""
+    lines = [
+        '{"email": "ok@example.com"}',
+        '{"email": "b@example.com", "bad\\u0000": 1}',
+        '{"email": "c@example.com", "attributes": {"k\\ud800": 1}}',
+    ]
+    result = await imported(client, tenant, settings, "\n".join(lines), NDJSON)
+    assert result["status"] == "completed", result["error"]
+    assert (result["created_count"], result["failed_count"]) == (1, 2)
+    errors = {
+        row["row_number"]: row["errors"] for row in await all_errors(client, tenant, result["id"])
+    }
+    assert [e["field"] for e in errors[2]] == ["bad\ufffd"]
+    assert sorted(errors) == [2, 3]
+
+
 async def test_unreadable_files_fail_with_a_reason(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings
 ) -> None:

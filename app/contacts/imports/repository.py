@@ -15,6 +15,12 @@ from app.contacts.models import ContactImport, ContactImportChunk, ContactImport
 from app.core.repository import WorkspaceRepository
 
 
+def _storable(text: str) -> str:
+    """Row errors may quote the file (a field named by a JSON key): PostgreSQL text cannot
+    hold NUL or lone surrogates, and one such row must not fail the whole import."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class RowError:
     row_number: int
@@ -119,8 +125,8 @@ class ImportRepository(WorkspaceRepository[ContactImport]):
                 {
                     "import_id": import_id,
                     "row_number": e.row_number,
-                    "field": e.field[:200],
-                    "message": e.message,
+                    "field": _storable(e.field)[:200],
+                    "message": _storable(e.message),
                 }
                 for e in errors
             ]
