@@ -39,6 +39,9 @@ class EventRows:
     client_event_ids: list[str | None]
 
 
+# FOR KEY SHARE (what the events' foreign key check takes anyway, only earlier): an erasure
+# in progress holds the contact FOR UPDATE, so this waits for it and then reads the erased
+# row; without it the events landed after the erasure committed, properties and all.
 _FIND_CONTACTS = text(
     """
     SELECT id, external_id, email, erased_at IS NOT NULL AS erased
@@ -47,6 +50,7 @@ _FIND_CONTACTS = text(
       AND (id = ANY(CAST(:ids AS uuid[]))
            OR external_id = ANY(CAST(:external_ids AS text[]))
            OR email = ANY(CAST(:emails AS text[])))
+    FOR KEY SHARE
     """
 )
 

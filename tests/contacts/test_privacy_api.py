@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.contacts.consent.addresses import address_hash
 from app.contacts.consent.service import is_suppressed, suppressed_addresses
 from app.contacts.models import Contact, ContactImport, ContactImportChunk, ContactImportError
+from app.contacts.privacy.service import erase_contact
 from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
@@ -492,3 +493,33 @@ async def test_erasure_and_consent_change_serialise(
             assert await find_everywhere(session, IP) == []
             assert await find_everywhere(session, EMAIL) == []
             assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL)
+
+
+async def test_event_racing_an_erasure_is_rejected_not_stored(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """An event for a contact whose erasure is in progress waits for it, then is rejected.
+    It used to wait only at the events' foreign key check and land after the erasure
+    committed, with the PII in its properties."""
+    contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+    body = {"contact_id": str(contact_id), "type": "note", "properties": {"said": EMAIL}}
+    async with transaction(session_factory) as session:
+        await erase_contact(session, tenant.workspace_id, contact_id)
+        eraser = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        ingest = asyncio.create_task(client.post("/v1/events", json=body, headers=tenant.headers))
+        async with session_factory() as watcher:
+            for _ in range(10_000):  # until the ingestion waits on the erasure's lock
+                blocked = await watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE CAST(:pid AS int) = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"pid": eraser},
+                )
+                if blocked.scalar_one() or ingest.done():
+                    break
+    response = await ingest
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["code"] == "contact_erased"
+    async with transaction(session_factory) as session:
+        assert await find_everywhere(session, EMAIL) == []
