@@ -85,8 +85,13 @@ class ContactRepository(WorkspaceRepository[Contact]):
         """Contacts that were not erased (erased ones are invisible to this API)."""
         return self.scoped().where(Contact.erased_at.is_(None))
 
-    async def get_live(self, contact_id: uuid.UUID) -> Contact | None:
-        result = await self.session.execute(self.live().where(Contact.id == contact_id))
+    async def get_live(self, contact_id: uuid.UUID, *, lock: bool = False) -> Contact | None:
+        """`lock`: hold the row until commit (an erasure in progress is waited for, and the
+        erased row then no longer matches)."""
+        statement = self.live().where(Contact.id == contact_id)
+        if lock:
+            statement = statement.with_for_update()
+        result = await self.session.execute(statement)
         return result.scalar_one_or_none()
 
     async def search(self, params: PageParams, filters: ContactFilters) -> PageResult[Contact]:

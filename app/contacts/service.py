@@ -71,7 +71,10 @@ async def create_contact(
 async def update_contact(
     session: AsyncSession, workspace_id: uuid.UUID, contact_id: uuid.UUID, changes: ContactUpdate
 ) -> Contact:
-    contact = await get_contact(session, workspace_id, contact_id)
+    # Locked: read unlocked, a change racing an erasure was written back onto the erased row.
+    contact = await ContactRepository(session, workspace_id).get_live(contact_id, lock=True)
+    if contact is None:
+        raise NotFound(f"No contact with id {contact_id}.")
     fields = changes.model_dump(exclude_unset=True)
     patch = fields.pop("attributes", None)
     for name, value in fields.items():

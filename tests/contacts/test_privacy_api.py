@@ -495,6 +495,23 @@ async def test_erasure_and_consent_change_serialise(
             assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL)
 
 
+async def wait_until_blocked(
+    factory: async_sessionmaker[AsyncSession], holder: int, request: asyncio.Task[Any]
+) -> None:
+    """Until some backend waits on a lock held by backend `holder` (or `request` ended)."""
+    async with factory() as watcher:
+        for _ in range(10_000):
+            blocked = await watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE CAST(:pid AS int) = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": holder},
+            )
+            if blocked.scalar_one() or request.done():
+                return
+
+
 async def test_event_racing_an_erasure_is_rejected_not_stored(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -507,19 +524,29 @@ async def test_event_racing_an_erasure_is_rejected_not_stored(
         await erase_contact(session, tenant.workspace_id, contact_id)
         eraser = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         ingest = asyncio.create_task(client.post("/v1/events", json=body, headers=tenant.headers))
-        async with session_factory() as watcher:
-            for _ in range(10_000):  # until the ingestion waits on the erasure's lock
-                blocked = await watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE CAST(:pid AS int) = ANY(pg_blocking_pids(pid))"
-                    ),
-                    {"pid": eraser},
-                )
-                if blocked.scalar_one() or ingest.done():
-                    break
+        await wait_until_blocked(session_factory, eraser, ingest)
     response = await ingest
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "contact_erased"
+    async with transaction(session_factory) as session:
+        assert await find_everywhere(session, EMAIL) == []
+
+
+async def test_patch_racing_an_erasure_is_404_not_written_back(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """A PATCH read the contact unlocked, waited on the erasure's row lock, then wrote its
+    fields (an email, attributes) back onto the erased contact."""
+    contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+    body = {"email": EMAIL, "attributes": {"said": EMAIL}}
+    async with transaction(session_factory) as session:
+        await erase_contact(session, tenant.workspace_id, contact_id)
+        eraser = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        patch = asyncio.create_task(
+            client.patch(f"/v1/contacts/{contact_id}", json=body, headers=tenant.headers)
+        )
+        await wait_until_blocked(session_factory, eraser, patch)
+    response = await patch
+    assert response.status_code == 404, response.text
     async with transaction(session_factory) as session:
         assert await find_everywhere(session, EMAIL) == []
