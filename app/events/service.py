@@ -36,6 +36,8 @@ from app.workspaces.service import get_settings
 
 # Clocks drift; more than this ahead of ours is a client bug, not an event.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# contacts.email is VARCHAR(320); the schema checks the length before normalisation.
+MAX_EMAIL_LENGTH = 320
 
 ContactKey = tuple[str, Any]  # ("id", UUID) | ("external_id", str) | ("email", str)
 
@@ -275,7 +277,16 @@ def _checked(
             key = ("external_id", event.external_id)
         else:
             assert event.email is not None
-            key = ("email", normalize_email(event.email))
+            email = normalize_email(event.email)
+            if len(email) > MAX_EMAIL_LENGTH:  # lowercasing can lengthen it ("İ" -> "i̇")
+                answers.reject(
+                    index,
+                    "email",
+                    f"is longer than {MAX_EMAIL_LENGTH} characters once lowercased",
+                    "string_too_long",
+                )
+                continue
+            key = ("email", email)
         items.append(_Item(index, event, key))
     return items
 

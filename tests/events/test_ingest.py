@@ -279,6 +279,29 @@ async def test_batch_with_mixed_items_lands_the_good_ones(
     assert await event_count(session_factory) == 2
 
 
+async def test_email_longer_than_the_column_once_lowercased_is_rejected(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A dotted capital I lowercases to two characters: 300 of them pass the 320 limit but
+    not the column (a 500 that took the whole batch down)."""
+    long_email = "\u0130" * 300 + "@example.com"
+    answer = await batch(
+        client,
+        tenant,
+        [{"email": long_email, "type": "ok"}, {"email": "b@example.com", "type": "ok"}],
+    )
+    assert (answer["accepted"], answer["rejected"]) == (1, 1)
+    assert answer["results"][0]["errors"][0]["pointer"] == "/events/0/email"
+    assert await event_count(session_factory) == 1
+    single = await client.post(
+        "/v1/events", json={"email": long_email, "type": "ok"}, headers=tenant.headers
+    )
+    assert single.status_code == 422, single.text
+    assert single.json()["errors"][0]["pointer"] == "/email"
+
+
 async def test_batch_limits(client: httpx.AsyncClient, tenant: Tenant) -> None:
     empty = await client.post("/v1/events/batch", json={"events": []}, headers=tenant.headers)
     assert empty.status_code == 422
