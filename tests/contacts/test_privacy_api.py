@@ -550,3 +550,26 @@ async def test_patch_racing_an_erasure_is_404_not_written_back(
     assert response.status_code == 404, response.text
     async with transaction(session_factory) as session:
         assert await find_everywhere(session, EMAIL) == []
+
+
+async def test_deleting_a_suppression_an_erasure_is_taking_over_is_409(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """DELETE read the entry unlocked (`manual`), waited on the erasure turning it into
+    `erased`, then deleted it: the erased person's address became reachable again."""
+    created = await client.post(
+        "/v1/suppressions", json={"channel": "email", "address": EMAIL}, headers=tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+    async with transaction(session_factory) as session:
+        await erase_contact(session, tenant.workspace_id, contact_id)
+        eraser = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        delete = asyncio.create_task(
+            client.delete(f"/v1/suppressions/{created.json()['id']}", headers=tenant.headers)
+        )
+        await wait_until_blocked(session_factory, eraser, delete)
+    response = await delete
+    assert response.status_code == 409, response.text
+    async with transaction(session_factory) as session:
+        assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL)

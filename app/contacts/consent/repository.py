@@ -236,6 +236,17 @@ class SuppressionRepository(WorkspaceRepository[Suppression]):
             )
         )
 
+    async def locked_or_404(self, suppression_id: uuid.UUID) -> Suppression:
+        """The entry, locked until commit: an erasure turning it into `erased` meanwhile is
+        waited for and then seen."""
+        result = await self.session.execute(
+            self.scoped().where(Suppression.id == suppression_id).with_for_update()
+        )
+        entry = result.scalar_one_or_none()
+        if entry is None:
+            raise NotFound(f"No suppression with id {suppression_id}.")
+        return entry
+
     async def lift_unsubscribed(self, channel: str, address_hash: str) -> bool:
         """Remove an `unsubscribed` entry (only that reason); True when one was removed."""
         result = await self.session.execute(

@@ -219,7 +219,7 @@ async def delete_suppression(
     session: AsyncSession, workspace_id: uuid.UUID, suppression_id: uuid.UUID
 ) -> None:
     suppressions = SuppressionRepository(session, workspace_id)
-    entry = await suppressions.get_or_404(suppression_id)
+    entry = await suppressions.locked_or_404(suppression_id)
     if entry.reason == "erased":
         raise Conflict(
             "Suppressions left by an erasure cannot be deleted: they are what keeps an "
