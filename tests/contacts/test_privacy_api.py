@@ -573,3 +573,22 @@ async def test_deleting_a_suppression_an_erasure_is_taking_over_is_409(
     assert response.status_code == 409, response.text
     async with transaction(session_factory) as session:
         assert await is_suppressed(session, tenant.workspace_id, "email", EMAIL)
+
+
+async def test_stored_replay_quoting_the_address_in_another_case_is_forgotten(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """`/v1/suppressions/check` echoes addresses as sent; the replay search was
+    case-sensitive, so `ERIN.Erased@...` survived the erasure of `erin.erased@...`."""
+    contact_id = await make_contact(session_factory, tenant, email=EMAIL)
+    check = await client.post(
+        "/v1/suppressions/check",
+        json={"channel": "email", "addresses": [EMAIL.upper()]},
+        headers={**tenant.headers, "Idempotency-Key": "check-upper"},
+    )
+    assert check.status_code == 200, check.text
+    erase = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+    assert erase.status_code == 200, erase.text
+    assert erase.json()["removed"]["stored_responses_forgotten"] == 1
+    async with transaction(session_factory) as session:
+        assert await find_everywhere(session, EMAIL) == []

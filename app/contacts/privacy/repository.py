@@ -100,12 +100,21 @@ class PrivacyRepository:
         if not needles:
             return 0
         body = IdempotencyRecord.response_body
+        # Case-insensitive, like the other scrubs: a response may echo an address as the
+        # client sent it (`/v1/suppressions/check`). Bytes compared in `escape` encoding,
+        # lowercased (ASCII case folding, never fails on partial UTF-8).
+        content = func.lower(func.encode(body, "escape"))
         result = await self.session.execute(
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.workspace_id == self.workspace_id,
                 body.is_not(None),
-                # `position(needle IN body)` for bytea, in function-call form.
-                or_(*(func.pg_catalog.position(body, literal(n.encode())) > 0 for n in needles)),
+                or_(
+                    *(
+                        func.strpos(content, func.lower(func.encode(literal(n.encode()), "escape")))
+                        > 0
+                        for n in needles
+                    )
+                ),
             )
         )
         return _rowcount(result)
