@@ -316,8 +316,40 @@ class _Compiler:
 # -- jsonb conditions (contact attributes and event properties) -------------------------------
 
 
+REVENUE_COMPARISONS = ("gt", "gte", "lt", "lte", "between")
+
+
 def property_condition(cond: PropertyFilter) -> ColumnElement[bool]:
+    if list(cond.path) == ["revenue"] and cond.op in REVENUE_COMPARISONS:
+        bounds = cond.value if isinstance(cond.value, list) else [cond.value]
+        if bounds and all(_is_number(b) for b in bounds):
+            return revenue_condition(cond.op, bounds)
     return json_condition(Event.properties, cond.path, cond.op, cond.value)
+
+
+def revenue_condition(op: str, bounds: Sequence[Any]) -> ColumnElement[bool]:
+    """A numeric comparison on `properties.revenue`, on the typed `events.revenue` column.
+
+    Ingestion only accepts a number as `revenue` and copies it into `events.revenue` (NUMERIC
+    18, 4), NULL when absent; erasure empties `properties` but keeps `revenue` (erased contacts
+    are never in a segment). So "revenue is a number and compares" is "the column is not NULL
+    and compares", at the column's 4 decimal places. The column is in the INCLUDE list of
+    `ix_events_workspace_type_time`: the set-wise subquery is an index-only scan instead of a
+    heap visit per event to read `properties`."""
+    params = [_number(b) for b in bounds]
+    column = Event.revenue
+    compare = {
+        "gt": lambda: column > params[0],
+        "gte": lambda: column >= params[0],
+        "lt": lambda: column < params[0],
+        "lte": lambda: column <= params[0],
+        "between": lambda: and_(column >= params[0], column <= params[1]),
+    }[op]()
+    return and_(column.is_not(None), compare)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def json_condition(

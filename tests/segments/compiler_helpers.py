@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert
@@ -69,9 +70,17 @@ def event_row(
         "contact_id": contact_id,
         "type": type_,
         "properties": props,
+        # Like ingestion: a numeric `revenue` property is also stored in the typed column.
+        "revenue": _revenue(props.get("revenue")),
         "occurred_at": at,
         "received_at": at,
     }
+
+
+def _revenue(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return Decimal(str(float(value)))
 
 
 async def evaluate(

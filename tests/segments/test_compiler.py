@@ -470,3 +470,30 @@ async def test_problem_inside_a_referenced_segment_points_at_the_reference(world
     [error] = raised.value.errors
     assert (error.pointer, error.code) == ("/not/segment/id", "unknown_segment")
     assert str(broken) in error.message
+
+
+def test_revenue_comparison_reads_the_typed_column() -> None:
+    """Numeric `revenue` comparisons use `events.revenue` (index-only on
+    `ix_events_workspace_type_time`); other operators and string bounds stay on the jsonb."""
+    ctx = CompileContext(workspace_id=new_id(), now=NOW, segments={})
+
+    def sql(where: dict[str, object]) -> str:
+        rule = parse_rule({"event": {"type": "purchase", "where": [where]}})
+        dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+        return str(count_statement(rule, ctx).compile(dialect=dialect))
+
+    typed: list[dict[str, object]] = [
+        {"property": "revenue", "op": "gt", "value": 100},
+        {"property": "revenue", "op": "between", "value": [1, 2.5]},
+    ]
+    for where in typed:
+        compiled = sql(where)
+        assert "events.revenue IS NOT NULL" in compiled
+        assert "events.properties" not in compiled
+    jsonb: list[dict[str, object]] = [
+        {"property": "revenue", "op": "gt", "value": "a"},
+        {"property": "revenue", "op": "eq", "value": 100},
+        {"property": "amount.revenue", "op": "gt", "value": 100},
+    ]
+    for where in jsonb:
+        assert "events.properties" in sql(where)

@@ -113,7 +113,13 @@ def worlds(draw: st.DrawFn, workspace_id: uuid.UUID) -> World:
         for _ in range(draw(st.integers(0, 4))):
             props = draw(
                 st.fixed_dictionaries(
-                    {}, optional={"n": st.sampled_from(NUMBERS), "k": st.sampled_from(STRINGS)}
+                    {},
+                    optional={
+                        "n": st.sampled_from(NUMBERS),
+                        "k": st.sampled_from(STRINGS),
+                        # numeric only, as ingestion enforces; compiled to `events.revenue`
+                        "revenue": st.sampled_from(NUMBERS),
+                    },
                 )
             )
             at = NOW + draw(st.integers(-40 * 24, 2 * 24)) * HOUR
@@ -221,7 +227,7 @@ def event_leaves() -> st.SearchStrategy[dict[str, Any]]:
         ),
     )
     filters = st.lists(
-        st.tuples(st.sampled_from(["n", "k"]), json_ops("")).map(
+        st.tuples(st.sampled_from(["n", "k", "revenue"]), json_ops("")).map(
             lambda pair: {**pair[1], "property": pair[0]}
         ),
         max_size=2,
