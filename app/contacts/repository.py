@@ -87,10 +87,11 @@ class ContactRepository(WorkspaceRepository[Contact]):
 
     async def get_live(self, contact_id: uuid.UUID, *, lock: bool = False) -> Contact | None:
         """`lock`: hold the row until commit (an erasure in progress is waited for, and the
-        erased row then no longer matches)."""
+        erased row then no longer matches). FOR NO KEY UPDATE: event ingestion's KEY SHARE
+        locks on the contact do not wait for it."""
         statement = self.live().where(Contact.id == contact_id)
         if lock:
-            statement = statement.with_for_update()
+            statement = statement.with_for_update(key_share=True)
         result = await self.session.execute(statement)
         return result.scalar_one_or_none()
 
