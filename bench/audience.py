@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from app.admin import create_workspace
 from app.config import async_database_url
 from app.core.clock import utcnow
+from app.core.db import create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
 from app.segments.compiler import CompileContext, count_statement, member_ids
@@ -233,7 +234,7 @@ async def generate(
 
 async def explain(database_url: str, ws: uuid.UUID, now: datetime) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of each compiled count, exactly as executed (docs/indexes.md)."""
-    engine = create_async_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=1)
 
     def prefix(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> tuple[str, Any]:
         return "EXPLAIN (ANALYZE, BUFFERS) " + statement, params
@@ -250,7 +251,8 @@ async def explain(database_url: str, ws: uuid.UUID, now: datetime) -> None:
 
 
 async def measure(database_url: str, ws: uuid.UUID, now: datetime, runs: int) -> list[str]:
-    engine = create_async_engine(database_url, pool_size=2)
+    # Herald's own engine factory: the connection settings (jit off, UTC) the API uses.
+    engine = create_engine(database_url, pool_size=2)
     ctx = CompileContext(workspace_id=ws, now=now, segments={})
     lines: list[str] = []
     try:

@@ -52,7 +52,12 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "herald", "timezone": "UTC"}},
+        # JIT compilation pays off for long analytical scans, not for Herald's statements:
+        # segment counts spent ~0.6 s compiling plans whose estimated cost crossed the JIT
+        # threshold (docs/indexes.md). Off for every Herald connection.
+        connect_args={
+            "server_settings": {"application_name": "herald", "timezone": "UTC", "jit": "off"}
+        },
     )
 
 
