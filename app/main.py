@@ -27,6 +27,7 @@ from app.core.state import AppState
 from app.events.router import router as events_router
 from app.ops.router import router as ops_router
 from app.segments.router import router as segments_router
+from app.templates.router import router as templates_router
 from app.worker.queue import JobQueue
 from app.workspaces.router import router as workspaces_router
 
@@ -50,6 +51,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Privacy", "description": "Export and erasure of everything about a contact."},
     {"name": "Events", "description": "What contacts did: ingestion, dedup, listing."},
     {"name": "Segments", "description": "Audiences as rules compiled to SQL, or static lists."},
+    {"name": "Templates", "description": "Message content with merge fields, versioned."},
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
 
@@ -114,5 +116,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(events_router)
     app.include_router(segments_router)
+    app.include_router(templates_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
