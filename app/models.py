@@ -19,6 +19,7 @@ from app.segments.models import (
     SegmentMembership,
     SegmentMembershipChange,
 )
+from app.templates.models import Template, TemplateVersion
 from app.workspaces.models import ApiKey, Member, Workspace
 
 __all__ = [
@@ -39,5 +40,7 @@ __all__ = [
     "SegmentMembership",
     "SegmentMembershipChange",
     "Suppression",
+    "Template",
+    "TemplateVersion",
     "Workspace",
 ]

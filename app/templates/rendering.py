@@ -1,0 +1,302 @@
+"""Rendering template content with jinja2, sandboxed and bounded.
+
+* `SandboxedEnvironment`: attribute access to internals (`__class__`, `__globals__`, ...) and
+  unsafe calls raise `SecurityError`, reported as 422 with the field it happened in.
+* Autoescape for `html` only; `subject`, `text` and webhook payload strings are not escaped.
+* Undefined merge fields render as empty and are reported (never a crash); `default` works.
+* Limits: the output of one field is capped (`MAX_OUTPUT`), string/list repetition is capped,
+  `range` is capped, and a render is stopped after `MAX_SECONDS` of template code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+MAX_OUTPUT = 256 * 1024  # characters per rendered field
+MAX_SECONDS = 1.0
+MAX_RANGE = 10_000
+MAX_REPEAT = 100_000  # length of a `*` result
+
+# Merge fields a template may use (see docs/templates.md).
+CONTACT_FIELDS = frozenset(
+    {"id", "email", "external_id", "phone", "timezone", "locale", "attributes"}
+)
+CAMPAIGN_FIELDS = frozenset({"id", "name"})
+OPEN_NAMES = frozenset({"attributes"})  # any key below is allowed
+KNOWN_NAMES = frozenset({"contact", "campaign", "attributes", "unsubscribe_url", "link"})
+_TEMPLATE_FILE = "<template>"
+
+
+class RenderError(Exception):
+    """A template that does not parse or fails while rendering; `pointer` is the field."""
+
+    def __init__(self, pointer: str, message: str, code: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        self.message = message
+        self.code = code
+
+
+def _recording_undefined(seen: list[str]) -> type[ChainableUndefined]:
+    class Recording(ChainableUndefined):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            if self._undefined_exception is SecurityError:
+                self._fail_with_undefined_error()
+            name = self._undefined_name
+            if name is not None and name not in seen:
+                seen.append(str(name))
+            return ""
+
+        __html__ = __str__
+
+    return Recording
+
+
+class _Env(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int) and abs(right) > 64:
+                raise TemplateError("exponent too large")
+            return left**right
+        for count, sized in ((right, left), (left, right)):
+            if (
+                isinstance(count, int)
+                and isinstance(sized, str | list | tuple)
+                and len(sized) * count > MAX_REPEAT
+            ):
+                raise TemplateError("repetition result too large")
+        return left * right
+
+
+def _safe_range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise TemplateError(f"range() is limited to {MAX_RANGE} items")
+    return rng
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _environment(autoescape: bool, undefined: type[ChainableUndefined]) -> _Env:
+    env = _Env(autoescape=autoescape, undefined=undefined, finalize=_finalize)
+    env.globals["range"] = _safe_range
+    return env
+
+
+_PARSER = _Env()
+
+
+def link(url: Any) -> Any:
+    """Hook for tracked links: later rewrites `url` through the click tracker."""
+    return url
+
+
+@dataclass
+class RenderContext:
+    contact: dict[str, Any] = field(default_factory=dict)
+    campaign: dict[str, Any] = field(default_factory=dict)
+    unsubscribe_url: str = "https://herald.invalid/unsubscribe/preview"
+    link: Callable[[Any], Any] = link
+
+    def variables(self) -> dict[str, Any]:
+        # Missing (null) fields are left out: they render empty, are reported, and `default`
+        # applies to them.
+        contact = {k: v for k, v in self.contact.items() if v is not None}
+        attributes = contact.get("attributes") or {}
+        contact["attributes"] = attributes
+        return {
+            "contact": contact,
+            "attributes": attributes,
+            "campaign": dict(self.campaign),
+            "unsubscribe_url": self.unsubscribe_url,
+            "link": self.link,
+        }
+
+
+@dataclass
+class Rendered:
+    content: dict[str, Any]
+    undefined_fields: list[str]
+
+
+# -- content fields ---------------------------------------------------------------------------
+
+
+def template_fields(content: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(pointer, source, is_html) for every templated string of a content object."""
+    for key, value in content.items():
+        if key == "payload":
+            yield from _payload_fields(value, "/payload", 0)
+        elif isinstance(value, str):
+            yield f"/{key}", value, key == "html"
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _payload_fields(value: Any, pointer: str, depth: int) -> Iterator[tuple[str, str, bool]]:
+    if depth > 32:
+        return
+    if isinstance(value, str):
+        yield pointer, value, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _payload_fields(item, f"{pointer}/{_escape(str(key))}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _payload_fields(item, f"{pointer}/{index}", depth + 1)
+
+
+def check_syntax(content: dict[str, Any]) -> None:
+    """Raise `RenderError` for the first field that does not parse."""
+    for pointer, source, _ in template_fields(content):
+        _parse(pointer, source)
+
+
+def _parse(pointer: str, source: str) -> nodes.Template:
+    try:
+        return _PARSER.parse(source)
+    except TemplateSyntaxError as exc:
+        raise RenderError(
+            pointer, f"Template syntax error on line {exc.lineno}: {exc.message}", "syntax_error"
+        ) from exc
+
+
+# -- undefined merge fields -------------------------------------------------------------------
+
+
+def find_undefined(content: dict[str, Any]) -> list[str]:
+    """Merge fields that cannot be defined at send time, in order of appearance.
+
+    The rule: a name is fine when the template assigns it (`set`, `for`, macro arguments)
+    or it is one of `contact`, `campaign`, `attributes`, `unsubscribe_url`, `link`.
+    `contact.<x>` must be a contact field and `campaign.<x>` a campaign field; anything below
+    `attributes` (`contact.attributes.x`, `attributes.x`) is allowed, attributes being open.
+    """
+    found: list[str] = []
+    for _, source, _ in template_fields(content):
+        try:
+            tree = _PARSER.parse(source)
+        except TemplateSyntaxError:
+            continue
+        for name in _undefined_in(tree):
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def _undefined_in(tree: nodes.Template) -> list[str]:
+    declared = meta.find_undeclared_variables(tree)
+    known = KNOWN_NAMES | set(_PARSER.globals)
+    out = [name for name in sorted(declared) if name not in known]
+    for node in tree.find_all(nodes.Getattr):
+        root = node.node
+        if not isinstance(root, nodes.Name) or root.ctx != "load":
+            continue
+        allowed = {"contact": CONTACT_FIELDS, "campaign": CAMPAIGN_FIELDS}.get(root.name)
+        if allowed is not None and node.attr not in allowed:
+            out.append(f"{root.name}.{node.attr}")
+    return out
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def render(content: dict[str, Any], context: RenderContext) -> Rendered:
+    """Render every templated string of `content`; undefined fields render empty."""
+    seen: list[str] = []
+    undefined = _recording_undefined(seen)
+    environments = {flag: _environment(flag, undefined) for flag in (False, True)}
+    variables = context.variables()
+    rendered: dict[str, Any] = {}
+    values: dict[str, str] = {}
+    deadline = time.monotonic() + MAX_SECONDS  # for the whole content, not per field
+    for pointer, source, is_html in template_fields(content):
+        _parse(pointer, source)  # syntax first, reported with its line
+        values[pointer] = _bounded(pointer, environments[is_html], source, variables, deadline)
+    for key, value in content.items():
+        if key == "payload":
+            rendered[key] = _rebuild(value, "/payload", values, 0)
+        elif isinstance(value, str):
+            rendered[key] = values[f"/{key}"]
+        else:
+            rendered[key] = value
+    return Rendered(rendered, seen)
+
+
+def _rebuild(value: Any, pointer: str, values: dict[str, str], depth: int) -> Any:
+    if depth > 32:
+        return value
+    if isinstance(value, str):
+        return values[pointer]
+    if isinstance(value, dict):
+        return {
+            k: _rebuild(v, f"{pointer}/{_escape(str(k))}", values, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rebuild(v, f"{pointer}/{i}", values, depth + 1) for i, v in enumerate(value)]
+    return value
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _bounded(
+    pointer: str, env: _Env, source: str, variables: dict[str, Any], deadline: float
+) -> str:
+    """Render one field, stopping past `deadline` (checked on every line of template code,
+    through a trace function scoped to compiled template frames) or past `MAX_OUTPUT`."""
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise _Timeout
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename == _TEMPLATE_FILE else None
+
+    previous = sys.gettrace()
+    parts: list[str] = []
+    size = 0
+    sys.settrace(tracer)
+    try:
+        for chunk in env.from_string(source).generate(variables):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise RenderError(
+                    pointer, f"The rendered output exceeds {MAX_OUTPUT} characters.", "too_large"
+                )
+            parts.append(chunk)
+    except _Timeout as exc:
+        raise RenderError(
+            pointer, f"Rendering took longer than {MAX_SECONDS} s.", "render_timeout"
+        ) from exc
+    except TemplateSyntaxError as exc:
+        raise RenderError(pointer, f"Template syntax error: {exc.message}", "syntax_error") from exc
+    except TemplateError as exc:  # SecurityError, UndefinedError, limits
+        raise RenderError(pointer, f"Template error: {exc.message}", "render_error") from exc
+    except RecursionError as exc:
+        raise RenderError(pointer, "The template recurses too deeply.", "render_error") from exc
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        raise RenderError(pointer, f"Template error: {exc}", "render_error") from exc
+    finally:
+        sys.settrace(previous)
+    return "".join(parts)
