@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -42,6 +43,8 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
         raise ValueError("the content nests too deeply")
     if isinstance(value, str):
         check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and Infinity are not JSON numbers")
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key)

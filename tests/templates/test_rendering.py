@@ -1,0 +1,70 @@
+"""The rendering module on its own: undefined-field rule, escaping, limits, odd JSON."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.templates.rendering import RenderContext, RenderError, find_undefined, render
+from tests.fixtures.tenants import Tenant
+
+
+def test_find_undefined_rule() -> None:
+    content = {
+        "subject": "{{ contct.email }} {{ unsubscribe_link }} {{ contact.emial }} {{ campaign.x }}",
+        "text": "{{ contact.attributes.first_name }} {{ attributes.a.b }} {{ contact.email }}"
+        "{% set y = 1 %}{{ y }}{% for i in range(2) %}{{ i }}{% endfor %}{{ campaign.name }}"
+        "{% macro m(arg) %}{{ arg }}{% endmacro %}{{ m(1) }}{{ link('u') }}{{ unsubscribe_url }}"
+        "{{ contct.phone }}",
+    }
+    assert find_undefined(content) == [
+        "contct",
+        "unsubscribe_link",
+        "contact.emial",
+        "campaign.x",
+    ]
+
+
+def test_webhook_payload_rendering_keeps_non_strings() -> None:
+    content = {"payload": {"a": ["{{ contact.email }}", 1, None, True], "b/c": {"d": "x"}}}
+    result = render(content, RenderContext(contact={"email": "a@b.example"}))
+    assert result.content == {"payload": {"a": ["a@b.example", 1, None, True], "b/c": {"d": "x"}}}
+
+
+def test_null_contact_fields_render_empty_and_take_defaults() -> None:
+    content = {"text": "[{{ contact.phone }}][{{ contact.locale | default('en') }}]"}
+    result = render(content, RenderContext(contact={"phone": None, "locale": None}))
+    assert result.content == {"text": "[][en]"}
+    assert result.undefined_fields == ["phone"]
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("{{ 2 ** 100000 }}", "render_error"),
+        ("{{ range(1000000) | list }}", "render_error"),
+        ("{% for i in range(10000) %}{{ 'x' * 100 }}{% endfor %}", "too_large"),
+        (
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            "render_timeout",
+        ),
+        ("{{ ''.__class__ }}", "render_error"),
+        ("{{ link.__globals__ }}", "render_error"),
+    ],
+)
+def test_limits_and_sandbox(source: str, code: str) -> None:
+    with pytest.raises(RenderError) as caught:
+        render({"text": source}, RenderContext())
+    assert caught.value.code == code
+    assert caught.value.pointer == "/text"
+
+
+async def test_non_finite_numbers_in_a_payload_are_not_a_5xx(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    response = await client.post(
+        "/v1/templates",
+        content=b'{"name": "n", "channel": "webhook", "content": {"payload": {"a": NaN}}}',
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
