@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +36,9 @@ CAMPAIGN_FIELDS = frozenset({"id", "name"})
 OPEN_NAMES = frozenset({"attributes"})  # any key below is allowed
 KNOWN_NAMES = frozenset({"contact", "campaign", "attributes", "unsubscribe_url", "link"})
 _TEMPLATE_FILE = "<template>"
+_DIGITS = re.compile(r"\d+")
+# `%`-style conversion specs and `{...}` replacement fields, where widths live.
+_FORMAT_FIELDS = re.compile(r"%[-#0 +]*\d*(?:\.\d+)?|\{[^{}]*\}")
 
 
 class RenderError(Exception):
@@ -63,10 +68,44 @@ def _recording_undefined(seen: list[str]) -> type[ChainableUndefined]:
     return Recording
 
 
+def _bounded_number(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_REPEAT:
+        raise TemplateError(f"numeric arguments are limited to {MAX_REPEAT}")
+
+
+def _bounded_format(spec: Any) -> None:
+    """Widths and precisions in `%` / `format` / `str.format` strings are bounded too."""
+    if not isinstance(spec, str):
+        return
+    fields = [m.group(0) for m in _FORMAT_FIELDS.finditer(spec)]
+    if any(int(n) > MAX_REPEAT for field in fields for n in _DIGITS.findall(field)):
+        raise TemplateError(f"format widths are limited to {MAX_REPEAT}")
+
+
+def _guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose arguments (not the filtered value itself) are size-bounded."""
+    skip = 2 if hasattr(function, "jinja_pass_arg") else 1  # context/env, then the value
+
+    @functools.wraps(function)  # keeps `jinja_pass_arg`
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args[skip:], *kwargs.values()):
+            _bounded_number(value)
+        return function(*args, **kwargs)
+
+    return guarded
+
+
 class _Env(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    """Sandbox plus size guards: numeric arguments of string methods and of filters
+    (`ljust`, `center`, `indent`, ...) and format widths are capped, and so are `*` and `**`
+    results. Values themselves are not (`{{ 2500000 | round }}` is fine)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            _bounded_format(left)
+            return left % right
         if operator == "**":
             if isinstance(right, int) and abs(right) > 64:
                 raise TemplateError("exponent too large")
@@ -80,12 +119,29 @@ class _Env(SandboxedEnvironment):
                 raise TemplateError("repetition result too large")
         return left * right
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # `str.format` arrives wrapped by the sandbox (`__wrapped__` is the bound method).
+        bound = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(bound, str):
+            _bounded_format(bound)
+            for value in (*args, *kwargs.values()):  # 'x'.ljust(n), 'x'.zfill(n), ...
+                _bounded_number(value)
+        return super().call(__context, __obj, *args, **kwargs)
+
 
 def _safe_range(*args: int) -> range:
     rng = range(*args)
     if len(rng) > MAX_RANGE:
         raise TemplateError(f"range() is limited to {MAX_RANGE} items")
     return rng
+
+
+def _format_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _bounded_format(value)
+        return original(value, *args, **kwargs)
+
+    return format_
 
 
 def _finalize(value: Any) -> Any:
@@ -95,6 +151,8 @@ def _finalize(value: Any) -> Any:
 def _environment(autoescape: bool, undefined: type[ChainableUndefined]) -> _Env:
     env = _Env(autoescape=autoescape, undefined=undefined, finalize=_finalize)
     env.globals["range"] = _safe_range
+    filters = {name: _guarded(f) for name, f in env.filters.items() if name != "format"}
+    env.filters = {**filters, "format": _format_filter(env.filters["format"])}
     return env
 
 

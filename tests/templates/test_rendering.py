@@ -31,6 +31,15 @@ def test_webhook_payload_rendering_keeps_non_strings() -> None:
     assert result.content == {"payload": {"a": ["a@b.example", 1, None, True], "b/c": {"d": "x"}}}
 
 
+def test_big_values_are_fine() -> None:
+    content = {
+        "text": "{{ attributes.revenue | round | int }} {{ '%d' | format(2500000) }}"
+        "{{ 'Order 2026123: %s' % 1 }}"
+    }
+    result = render(content, RenderContext(contact={"attributes": {"revenue": 2500000.4}}))
+    assert result.content == {"text": "2500000 2500000Order 2026123: 1"}
+
+
 def test_null_contact_fields_render_empty_and_take_defaults() -> None:
     content = {"text": "[{{ contact.phone }}][{{ contact.locale | default('en') }}]"}
     result = render(content, RenderContext(contact={"phone": None, "locale": None}))
@@ -50,6 +59,11 @@ def test_null_contact_fields_render_empty_and_take_defaults() -> None:
         ),
         ("{{ ''.__class__ }}", "render_error"),
         ("{{ link.__globals__ }}", "render_error"),
+        ("{{ 'x'.ljust(300000000) }}", "render_error"),
+        ("{{ 'x' | center(300000000) }}", "render_error"),
+        ("{{ '%300000000d' | format(1) }}", "render_error"),
+        ("{{ '%300000000d' % 1 }}", "render_error"),
+        ("{{ '{:>300000000}'.format(1) }}", "render_error"),
     ],
 )
 def test_limits_and_sandbox(source: str, code: str) -> None:
