@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Response
 
 from app.core.errors import BadRequest, PreconditionFailed
+from app.core.openapi import COMMON_ERRORS, problem_responses
 
 # One entity tag (RFC 9110 section 8.8.3): optional W/ then a quoted string of etagc chars.
 _ENTITY_TAG = re.compile(r'\s*(?:W/)?"([\x21\x23-\x7e]*)"\s*')
@@ -93,3 +94,17 @@ def _split_tags(value: str) -> list[str]:
             current.append(char)
     parts.append("".join(current))
     return parts
+
+
+def responses_with_etag(noun: str, status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for an operation answering `status` with an `ETag` header."""
+    responses = problem_responses(*COMMON_ERRORS, *errors)
+    responses[status] = {
+        "headers": {
+            "ETag": {
+                "description": f"The {noun}'s current entity tag; send it as `If-Match` to edit.",
+                "schema": {"type": "string"},
+            }
+        }
+    }
+    return responses

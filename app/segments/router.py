@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
-from app.core.etag import IfMatch, set_etag
+from app.core.etag import IfMatch, responses_with_etag, set_etag
 from app.core.etag import make_etag as _make_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
@@ -35,18 +35,9 @@ Paging = Annotated[PageParams, Depends(page_params)]
 Reader = Annotated[Principal, Caller("segments", "read")]
 Writer = Annotated[Principal, Caller("segments", "write")]
 
-_ETAG_HEADER = {
-    "ETag": {
-        "description": "The segment's current entity tag; send it as `If-Match` to edit.",
-        "schema": {"type": "string"},
-    }
-}
 
-
-def _with_etag(code: int, *statuses: int) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*COMMON_ERRORS, *statuses)
-    responses[code] = {"headers": _ETAG_HEADER}
-    return responses
+def _etag_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
+    return responses_with_etag("segment", status, *errors)
 
 
 def _out(segment: Segment, response: Response | None = None) -> SegmentOut:
@@ -78,7 +69,7 @@ def _out(segment: Segment, response: Response | None = None) -> SegmentOut:
     ),
     status_code=status.HTTP_201_CREATED,
     response_model=SegmentOut,
-    responses=_with_etag(201, 409, 422),
+    responses=_etag_responses(201, 409, 422),
 )
 async def create_segment(
     body: SegmentCreate, session: Session, principal: Writer, response: Response
@@ -131,7 +122,7 @@ async def preview_segment(body: PreviewRequest, session: Session, principal: Rea
     summary="Get a segment",
     description="One segment with its `ETag` (header and `etag` field).",
     response_model=SegmentOut,
-    responses=_with_etag(200, 404, 422),
+    responses=_etag_responses(200, 404, 422),
 )
 async def get_segment(
     segment_id: uuid.UUID, session: Session, principal: Reader, response: Response
@@ -150,7 +141,7 @@ async def get_segment(
         "and the `ETag`; a rule change also re-evaluates membership in the background."
     ),
     response_model=SegmentOut,
-    responses=_with_etag(200, 404, 409, 412, 422),
+    responses=_etag_responses(200, 404, 409, 412, 422),
 )
 async def update_segment(
     segment_id: uuid.UUID,

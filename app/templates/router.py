@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
-from app.core.etag import IfMatch, make_etag, set_etag
+from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
@@ -29,18 +29,9 @@ Reader = Annotated[Principal, Caller("templates", "read")]
 Writer = Annotated[Principal, Caller("templates", "write")]
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647, description="Version number.")]
 
-_ETAG_HEADER = {
-    "ETag": {
-        "description": "The template's current entity tag; send it as `If-Match` to edit.",
-        "schema": {"type": "string"},
-    }
-}
 
-
-def _with_etag(code: int, *statuses: int) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*COMMON_ERRORS, *statuses)
-    responses[code] = {"headers": _ETAG_HEADER}
-    return responses
+def _etag_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
+    return responses_with_etag("template", status, *errors)
 
 
 def _out(template: Template, response: Response | None = None) -> TemplateOut:
@@ -74,7 +65,7 @@ def _version_out(version: TemplateVersion) -> TemplateVersionOut:
     ),
     status_code=status.HTTP_201_CREATED,
     response_model=TemplateOut,
-    responses=_with_etag(201, 422),
+    responses=_etag_responses(201, 422),
 )
 async def create_template(
     body: TemplateCreate, session: Session, principal: Writer, response: Response
@@ -106,7 +97,7 @@ async def list_templates(
     summary="Get a template",
     description="One template with its draft content and its `ETag` (header and `etag`).",
     response_model=TemplateOut,
-    responses=_with_etag(200, 404, 422),
+    responses=_etag_responses(200, 404, 422),
 )
 async def get_template(
     template_id: uuid.UUID, session: Session, principal: Reader, response: Response
@@ -125,7 +116,7 @@ async def get_template(
         "locked."
     ),
     response_model=TemplateOut,
-    responses=_with_etag(200, 404, 409, 412, 422),
+    responses=_etag_responses(200, 404, 409, 412, 422),
 )
 async def update_template(
     template_id: uuid.UUID,
@@ -164,7 +155,7 @@ async def delete_template(
     summary="Lock a template",
     description="Refuse edits and deletion (409) until unlocked. Locking twice is a no-op.",
     response_model=TemplateOut,
-    responses=_with_etag(200, 404, 422),
+    responses=_etag_responses(200, 404, 422),
 )
 async def lock_template(
     template_id: uuid.UUID, session: Session, principal: Writer, response: Response
@@ -178,7 +169,7 @@ async def lock_template(
     summary="Unlock a template",
     description="Allow edits and deletion again. Unlocking an unlocked template is a no-op.",
     response_model=TemplateOut,
-    responses=_with_etag(200, 404, 422),
+    responses=_etag_responses(200, 404, 422),
 )
 async def unlock_template(
     template_id: uuid.UUID, session: Session, principal: Writer, response: Response
