@@ -56,6 +56,17 @@ class WorkspaceRepository(Generic[M]):
             raise NotFound(f"No {self.noun} with id {item_id}.")
         return item
 
+    async def get_for_update(self, item_id: uuid.UUID) -> M | None:
+        """The row, locked until commit, so concurrent changes to it serialise."""
+        statement = self.scoped().where(self.model.id == item_id).with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def locked_or_404(self, item_id: uuid.UUID) -> M:
+        item = await self.get_for_update(item_id)
+        if item is None:
+            raise NotFound(f"No {self.noun} with id {item_id}.")
+        return item
+
     async def page(self, params: PageParams, *conditions: Any) -> PageResult[M]:
         statement = apply_page(self.scoped().where(*conditions), self.model.id, params)
         rows = (await self.session.execute(statement)).scalars().all()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -36,6 +37,25 @@ def check_text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise PydanticCustomError("invalid_character", "invalid unicode characters") from exc
+    return value
+
+
+def check_storable_json(value: Any, max_depth: int = 32, _depth: int = 0) -> Any:
+    """Every key and string storable in JSONB and bindable in SQL (`check_text`), no NaN or
+    Infinity (JSONB has no such numbers), bounded nesting."""
+    if _depth > max_depth:
+        raise ValueError("the value nests too deeply")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and Infinity are not JSON numbers")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_storable_json(item, max_depth, _depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_storable_json(item, max_depth, _depth + 1)
     return value
 
 

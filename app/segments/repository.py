@@ -68,10 +68,6 @@ class SegmentRepository(WorkspaceRepository[Segment]):
     model = Segment
     noun = "segment"
 
-    async def get_for_update(self, segment_id: uuid.UUID) -> Segment | None:
-        statement = self.scoped().where(Segment.id == segment_id).with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
     async def by_ids(self, ids: Collection[uuid.UUID]) -> list[Segment]:
         if not ids:
             return []

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from app.contacts.normalize import normalize_email
-from app.core.schemas import RequestModel, ResponseModel, check_text
+from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
 from app.segments.rules import RULE_EXAMPLES
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
@@ -37,26 +37,14 @@ RULE_DESCRIPTION = (
 )
 
 
-def _storable_json(value: Any, depth: int = 0) -> Any:
-    """Every key and string of a rule must be storable in JSONB and bindable in SQL (no NUL,
-    no lone surrogates); the rule language itself is checked by `parse_rule` later."""
-    if depth > 64:
-        raise ValueError("the rule nests too deeply")
-    if isinstance(value, str):
-        check_text(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key)
-            _storable_json(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _storable_json(item, depth + 1)
-    return value
+def _storable_rule(value: Any) -> Any:
+    """Rules nest deeper than content; the rule language itself is checked by `parse_rule`."""
+    return check_storable_json(value, max_depth=64)
 
 
 RuleJson = Annotated[
     dict[str, Any],
-    AfterValidator(_storable_json),
+    AfterValidator(_storable_rule),
     Field(description=RULE_DESCRIPTION, json_schema_extra={"examples": _RULES}),
 ]
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
+from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
 from app.segments import membership
@@ -103,7 +103,7 @@ async def update_segment(
     body: SegmentUpdate,
     if_match: str | None,
 ) -> Segment:
-    segment = await _locked(session, workspace_id, segment_id)
+    segment = await SegmentRepository(session, workspace_id).locked_or_404(segment_id)
     check_if_match(if_match, segment.id, segment.version)
     given = body.model_fields_set
     if "name" in given and body.name is None:
@@ -153,7 +153,7 @@ async def _dependents(
 async def delete_segment(
     session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, if_match: str | None
 ) -> None:
-    segment = await _locked(session, workspace_id, segment_id)
+    segment = await SegmentRepository(session, workspace_id).locked_or_404(segment_id)
     check_if_match(if_match, segment.id, segment.version)
     users = [
         other
@@ -175,13 +175,6 @@ def _references(other: Segment, segment_id: uuid.UUID) -> bool:
         return segment_id in referenced_segment_ids(parse_rule(other.rule))
     except RuleError:
         return True  # an unreadable rule might reference it: refuse rather than break it
-
-
-async def _locked(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
-    segment = await SegmentRepository(session, workspace_id).get_for_update(segment_id)
-    if segment is None:
-        raise NotFound(f"No segment with id {segment_id}.")
-    return segment
 
 
 async def _validated(
@@ -262,7 +255,7 @@ async def _change_members(
     *,
     adding: bool,
 ) -> MembersChange:
-    segment = await _locked(session, workspace_id, segment_id)
+    segment = await SegmentRepository(session, workspace_id).locked_or_404(segment_id)
     if segment.kind != "static":
         raise Conflict(
             f"Segment {segment_id} is dynamic: its members follow its rule. "

@@ -13,10 +13,6 @@ class TemplateRepository(WorkspaceRepository[Template]):
     model = Template
     noun = "template"
 
-    async def get_for_update(self, template_id: uuid.UUID) -> Template | None:
-        statement = self.scoped().where(Template.id == template_id).with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
 
 class TemplateVersionRepository(WorkspaceRepository[TemplateVersion]):
     model = TemplateVersion

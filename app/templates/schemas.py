@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from app.core.schemas import RequestModel, ResponseModel, check_text
+from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
 
 Channel = Literal["email", "sms", "webhook"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
@@ -38,26 +37,9 @@ CONTENT_DESCRIPTION = (
 )
 
 
-def _storable_json(value: Any, depth: int = 0) -> Any:
-    if depth > 32:
-        raise ValueError("the content nests too deeply")
-    if isinstance(value, str):
-        check_text(value)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("NaN and Infinity are not JSON numbers")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key)
-            _storable_json(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _storable_json(item, depth + 1)
-    return value
-
-
 ContentJson = Annotated[
     dict[str, Any],
-    AfterValidator(_storable_json),
+    AfterValidator(check_storable_json),
     Field(
         description=CONTENT_DESCRIPTION, json_schema_extra={"examples": [_EMAIL, _SMS, _WEBHOOK]}
     ),
@@ -195,7 +177,7 @@ class HypotheticalContact(RequestModel):
     phone: ContactText | None = None
     timezone: ContactText | None = None
     locale: ContactText | None = None
-    attributes: Annotated[dict[str, Any], AfterValidator(_storable_json)] = Field(
+    attributes: Annotated[dict[str, Any], AfterValidator(check_storable_json)] = Field(
         default_factory=dict
     )
 

@@ -112,7 +112,7 @@ async def update_template(
     body: TemplateUpdate,
     if_match: str | None,
 ) -> Template:
-    template = await _for_update(session, workspace_id, template_id)
+    template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     check_if_match(if_match, template.id, template.version)
     _refuse_locked(template, "edited")
     given = body.model_fields_set
@@ -145,7 +145,7 @@ async def update_template(
 async def delete_template(
     session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID, if_match: str | None
 ) -> None:
-    template = await _for_update(session, workspace_id, template_id)
+    template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     check_if_match(if_match, template.id, template.version)
     _refuse_locked(template, "deleted")
     await session.delete(template)
@@ -155,7 +155,7 @@ async def delete_template(
 async def set_locked(
     session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID, locked: bool
 ) -> Template:
-    template = await _for_update(session, workspace_id, template_id)
+    template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     if template.locked != locked:
         template.locked = locked
         _bump(template)
@@ -169,7 +169,7 @@ async def set_locked(
 async def publish(
     session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID
 ) -> TemplateVersion:
-    template = await _for_update(session, workspace_id, template_id)
+    template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     # Content is checked on every write, but a draft stored by an older rule set is re-checked.
     content = checked_content(template.channel, template.content)
     number = (template.published_version or 0) + 1
@@ -261,15 +261,6 @@ def _hypothetical_fields(contact: HypotheticalContact) -> dict[str, Any]:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-async def _for_update(
-    session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID
-) -> Template:
-    template = await TemplateRepository(session, workspace_id).get_for_update(template_id)
-    if template is None:
-        raise NotFound(f"No template with id {template_id}.")
-    return template
 
 
 def _refuse_locked(template: Template, action: str) -> None:

@@ -9,7 +9,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ConsentChange, Contact, ContactConsent, Suppression
-from app.core.errors import NotFound
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
@@ -20,16 +19,6 @@ class ContactRefs(WorkspaceRepository[Contact]):
 
     model = Contact
     noun = "contact"
-
-    async def locked_or_404(self, contact_id: uuid.UUID) -> Contact:
-        """The contact row, locked until commit so changes to one contact serialise."""
-        result = await self.session.execute(
-            self.scoped().where(Contact.id == contact_id).with_for_update()
-        )
-        contact = result.scalar_one_or_none()
-        if contact is None:
-            raise NotFound(f"No contact with id {contact_id}.")
-        return contact
 
 
 class ContactConsentRepository:
@@ -235,17 +224,6 @@ class SuppressionRepository(WorkspaceRepository[Suppression]):
                 set_={"reason": "erased", "source": "erasure", "note": None},
             )
         )
-
-    async def locked_or_404(self, suppression_id: uuid.UUID) -> Suppression:
-        """The entry, locked until commit: an erasure turning it into `erased` meanwhile is
-        waited for and then seen."""
-        result = await self.session.execute(
-            self.scoped().where(Suppression.id == suppression_id).with_for_update()
-        )
-        entry = result.scalar_one_or_none()
-        if entry is None:
-            raise NotFound(f"No suppression with id {suppression_id}.")
-        return entry
 
     async def lift_unsubscribed(self, channel: str, address_hash: str) -> bool:
         """Remove an `unsubscribed` entry (only that reason); True when one was removed."""
