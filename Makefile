@@ -37,7 +37,7 @@ openapi: $(UV)
 	$(RUN) herald openapi
 
 bench: install
-	$(RUN) python bench/foundation.py
+	$(RUN) python -m bench.foundation
 
 clean:
 	rm -rf .tools .venv .pytest_cache .mypy_cache .ruff_cache

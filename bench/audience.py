@@ -39,6 +39,7 @@ from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
 from app.segments.compiler import CompileContext, count_statement, member_ids
 from app.segments.rules import parse_rule
+from bench.support import api_env, wait_ready
 
 EVENT_TYPES = (  # type, share of events (percent)
     ("email.sent", 40),
@@ -321,18 +322,11 @@ def ingest(database_url: str, token: str, contacts: int, seconds: float, concurr
     redis = EmbeddedRedis(workdir)
     redis_url = os.environ.get("BENCH_REDIS_URL") or redis.start()
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PORT": str(port),
-        "HERALD_HTTP__RATE_LIMIT_PER_MINUTE": "100000000",
-        "HERALD_LOGGING__LEVEL": "WARNING",
-    }
+    env = api_env(database_url, redis_url, port)
     api = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env)
     try:
         base_url = f"http://127.0.0.1:{port}"
-        module.wait_ready(base_url)
+        wait_ready(base_url)
         figures = module.run(base_url, token, seconds, concurrency, contacts=contacts)
         print(f"ingestion (bench/audience_ingest.py, {concurrency} clients): {figures}")
     finally:

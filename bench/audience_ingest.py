@@ -32,6 +32,7 @@ from app.admin import admin_session, create_workspace
 from app.config import async_database_url
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
+from bench.support import api_env, wait_ready
 
 TYPES = ("page.viewed", "form.submitted", "purchase", "app.opened")
 
@@ -184,17 +185,6 @@ def gc_frozen_app() -> Any:
     return app
 
 
-def wait_ready(base_url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base_url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the API did not become ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -220,14 +210,7 @@ def main() -> None:
         created = asyncio.run(create_workspace(url, "Bench", "o@bench.example", "O"))
         asyncio.run(seed_contacts(url, created.workspace.id, args.contacts))
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PORT": str(port),
-            "HERALD_HTTP__RATE_LIMIT_PER_MINUTE": "100000000",
-            "HERALD_LOGGING__LEVEL": "WARNING",
-        }
+        env = api_env(database_url, redis_url, port)
         command = [sys.executable, "-m", "app.cli", "serve", "--workers", str(args.api_workers)]
         if args.gc_freeze:
             command = [

@@ -2,7 +2,7 @@
 
 Starts embedded PostgreSQL + Redis (or uses BENCH_DATABASE_URL / BENCH_REDIS_URL), one uvicorn
 API process, and drives it with N concurrent httpx clients. Prints requests/s and latency
-percentiles. Usage: `uv run python bench/foundation.py [--seconds 10] [--concurrency 32]`.
+percentiles. Usage: `uv run python -m bench.foundation [--seconds 10] [--concurrency 32]`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.admin import create_workspace
 from app.config import async_database_url
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
+from bench.support import api_env, wait_ready
 
 
 async def drive(
@@ -122,22 +123,10 @@ def main() -> None:
         )
         headers = {"Authorization": f"Bearer {created.key.token}"}
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PORT": str(port),
-            "HERALD_HTTP__RATE_LIMIT_PER_MINUTE": "100000000",
-            "HERALD_LOGGING__LEVEL": "WARNING",
-        }
+        env = api_env(database_url, redis_url, port)
         api = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env)
         base_url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base_url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_ready(base_url)
         print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per scenario, 1 API process")
         scenarios = (
             ("GET /healthz (no auth, no I/O)", "healthz"),
