@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,109 @@ class IdempotencySettings(BaseModel):
     in_flight_timeout_seconds: int = Field(60, ge=1)
 
 
+class EngineSettings(BaseModel):
+    batch_size: int = Field(200, ge=1, le=5000, description="Enrollments per engine job")
+    scan_limit: int = Field(20_000, ge=1, description="Due enrollments leased per scan")
+    lease_seconds: int = Field(
+        60, ge=5, description="A leased batch not finished by then is re-driven (reconciler)"
+    )
+    max_queued_jobs: int = Field(
+        50, ge=1, description="The scan leases no more work while the queue holds this many"
+    )
+    lookahead_ms: int = Field(
+        1000, ge=0, description="Work due this soon is leased early; its job waits for the time"
+    )
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["none", "starttls", "tls"] = "none"
+    timeout_seconds: float = Field(30.0, gt=0)
+    helo_name: str | None = None
+
+
+class HttpProviderSettings(BaseModel):
+    url: str | None = Field(None, description="Where the HTTP provider POSTs messages")
+    token: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer`")
+    timeout_seconds: float = Field(15.0, gt=0)
+
+
+DEV_TRACKING_SECRET = "dev-only-tracking-secret-change-me"
+
+
+class ChannelSettings(BaseModel):
+    email_provider: Literal["log", "smtp", "http"] = "log"
+    sms_provider: Literal["log", "http"] = "log"
+    default_from: str = Field("Herald <noreply@herald.localhost>", description="Email From")
+    smtp: SmtpSettings = SmtpSettings()
+    http: HttpProviderSettings = HttpProviderSettings()
+    rate_per_second: int = Field(
+        100, ge=1, description="Sends per second per provider, shared by all workers"
+    )
+    max_attempts: int = Field(6, ge=1, description="Retryable failures before `failed`")
+    sending_lease_seconds: int = Field(
+        300,
+        ge=5,
+        description="A send not recorded by then is presumed lost with its worker; keep it "
+        "well above the SMTP/HTTP timeouts so a slow live send is not taken for a dead one",
+    )
+    tracking_secret: SecretStr = Field(
+        SecretStr(DEV_TRACKING_SECRET),
+        description="Signs open/click/unsubscribe tokens; set a random value in production",
+    )
+
+
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
+class WebhookSettings(BaseModel):
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs webhook URLs may reach even though they are private, loopback or "
+        "link-local (e.g. `10.20.0.0/16` for an internal receiver). `herald dev` and the "
+        "tests allow loopback; production allows nothing by default",
+    )
+    resolve_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Host name -> IP address used instead of DNS (like curl's `--resolve`); "
+        "the guard checks the overridden address like any other",
+    )
+    timeout_seconds: float = Field(15.0, gt=0, le=60, description="Per attempt, all phases")
+    disable_after_failing_days: float = Field(
+        5.0, gt=0, description="An endpoint failing continuously this long is disabled"
+    )
+    max_concurrency_per_endpoint: int = Field(
+        8, ge=1, le=100, description="Attempts in flight at once for one endpoint"
+    )
+    batch_size: int = Field(100, ge=1, le=1000, description="Deliveries leased per round")
+    lease_seconds: int = Field(
+        60, ge=20, description="A leased delivery not recorded by then is attempted again"
+    )
+    retention_days: int = Field(
+        30, ge=1, description="Events and attempts older than this are purged"
+    )
+
+
+class InboundProviderSettings(BaseModel):
+    scheme: Literal["standard_webhooks", "hmac_sha256"] = Field(
+        description="`standard_webhooks` (webhook-id/-timestamp/-signature headers) or "
+        "`hmac_sha256` (`X-Herald-Signature: sha256=<hex HMAC of timestamp.body>` + "
+        "`X-Herald-Timestamp`)"
+    )
+    secret: SecretStr = Field(description="`whsec_...` for standard_webhooks, any string else")
+    tolerance_seconds: int = Field(300, ge=1, description="Accepted timestamp skew")
+
+
+class InboundSettings(BaseModel):
+    providers: dict[str, InboundProviderSettings] = Field(
+        default_factory=dict,
+        description="Providers allowed to post events to `/v1/inbound/{provider}`, by name",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -62,6 +165,19 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     worker: WorkerSettings = WorkerSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    engine: EngineSettings = EngineSettings()
+    channels: ChannelSettings = ChannelSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    inbound: InboundSettings = InboundSettings()
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        secret = self.channels.tracking_secret.get_secret_value()
+        if self.environment == "production" and secret == DEV_TRACKING_SECRET:
+            raise ValueError(
+                "HERALD_CHANNELS__TRACKING_SECRET must be set to a random value in production"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ child dies, everything stops with a non-zero exit, so a broken dev stack never l
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from types import FrameType
 import httpx
 
 from app.admin import ensure_dev_key
-from app.config import Settings, async_database_url
+from app.config import LOOPBACK_NETWORKS, Settings, async_database_url
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.migrate import upgrade
 
@@ -40,6 +41,8 @@ def run_dev(settings: Settings, port: int, data_dir: Path) -> int:
     env = dict(os.environ)
     env["PORT"] = str(port)
     env.setdefault("HERALD_LOGGING__JSON_OUTPUT", "false")
+    # Local receivers (a webhook catcher on localhost) are the point of a dev setup.
+    env.setdefault("HERALD_WEBHOOKS__ALLOWED_NETWORKS", json.dumps(LOOPBACK_NETWORKS))
     postgres = EmbeddedPostgres(data_dir / "postgres")
     redis = EmbeddedRedis(data_dir / "redis")
     children: list[subprocess.Popen[bytes]] = []

@@ -12,12 +12,18 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
 
+from app.approvals.router import router as approvals_router
+from app.audit.middleware import KeyUseAuditMiddleware, record_key_use
+from app.audit.router import router as audit_router
+from app.campaigns.router import router as campaigns_router
+from app.channels.router import router as channels_router
 from app.config import Settings, get_settings
 from app.contacts.consent.router import router as consent_router
 from app.contacts.imports.router import router as imports_router
 from app.contacts.privacy.router import router as privacy_router
 from app.contacts.router import router as contacts_router
 from app.core.db import create_engine, create_session_factory
+from app.core.deps import SUCCESS_HOOKS
 from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.logging import configure_logging
@@ -25,9 +31,14 @@ from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.core.openapi import build_openapi
 from app.core.state import AppState
 from app.events.router import router as events_router
+from app.inbound.router import router as inbound_router
 from app.ops.router import router as ops_router
 from app.segments.router import router as segments_router
+from app.sequences.enrollments.router import router as enrollments_router
+from app.sequences.router import router as sequences_router
+from app.sequences.simulation.router import router as simulation_router
 from app.templates.router import router as templates_router
+from app.webhooks.router import router as webhooks_router
 from app.worker.queue import JobQueue
 from app.workspaces.router import router as workspaces_router
 
@@ -52,11 +63,26 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Events", "description": "What contacts did: ingestion, dedup, listing."},
     {"name": "Segments", "description": "Audiences as rules compiled to SQL, or static lists."},
     {"name": "Templates", "description": "Message content with merge fields, versioned."},
+    {"name": "Sequences", "description": "Step graphs (sends, waits, branches), versioned."},
+    {"name": "Enrollments", "description": "Contacts running through a sequence version."},
+    {"name": "Messages", "description": "What was sent: one row per enrollment step."},
+    {"name": "Tracking", "description": "Open pixel, click redirect, one-click unsubscribe."},
+    {"name": "Audit", "description": "Who did what, when: the append-only audit log."},
+    {"name": "Approvals", "description": "Approval policies, review rounds and decisions."},
+    {"name": "Campaigns", "description": "Plan, approve, launch and budget campaigns."},
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
 
 # Routes that accept file uploads (bigger body limit, any media type).
 UPLOAD_PATHS: tuple[str, ...] = (r"^/v1/contacts/imports$",)
+# Routes that take non-JSON bodies within the normal limit: RFC 8058 one-click unsubscribe
+# POSTs `List-Unsubscribe=One-Click` as a form.
+ANY_MEDIA_PATHS: tuple[str, ...] = (r"^/v1/unsubscribe/[A-Za-z0-9_-]+$",)
+
+
+# Key use is audited inside the request's transaction (the middleware covers the rest).
+if record_key_use not in SUCCESS_HOOKS:
+    SUCCESS_HOOKS.append(record_key_use)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -99,12 +125,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
+    # Innermost: sees the matched route and the caller; idempotent replays never reach it.
+    app.add_middleware(KeyUseAuditMiddleware)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
+        any_media_paths=ANY_MEDIA_PATHS,
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
@@ -117,5 +146,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(segments_router)
     app.include_router(templates_router)
+    app.include_router(channels_router)
+    app.include_router(sequences_router)
+    app.include_router(enrollments_router)
+    app.include_router(simulation_router)
+    app.include_router(audit_router)
+    app.include_router(approvals_router)
+    app.include_router(campaigns_router)
+    app.include_router(webhooks_router)
+    app.include_router(inbound_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

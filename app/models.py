@@ -1,5 +1,9 @@
 """Every model, imported once so `Base.metadata` is complete (Alembic, drift test)."""
 
+from app.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest
+from app.audit.models import AuditEvent
+from app.campaigns.models import Campaign, CampaignAction, SpendEntry
+from app.channels.models import Message
 from app.contacts.models import (
     ConsentChange,
     Contact,
@@ -19,28 +23,46 @@ from app.segments.models import (
     SegmentMembership,
     SegmentMembershipChange,
 )
+from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
 from app.templates.models import Template, TemplateVersion
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.workspaces.models import ApiKey, Member, Workspace
 
 __all__ = [
     "ApiKey",
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "AuditEvent",
     "Base",
+    "Campaign",
+    "CampaignAction",
     "ConsentChange",
     "Contact",
     "ContactConsent",
     "ContactImport",
     "ContactImportChunk",
     "ContactImportError",
+    "Enrollment",
+    "EnrollmentStep",
     "Event",
     "IdempotencyRecord",
     "Member",
+    "Message",
     "Segment",
     "SegmentCountSnapshot",
     "SegmentDirtyContact",
     "SegmentMembership",
     "SegmentMembershipChange",
+    "Sequence",
+    "SequenceVersion",
+    "SpendEntry",
     "Suppression",
     "Template",
     "TemplateVersion",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "Workspace",
 ]

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import LoggingSettings, Settings
+from app.config import LOOPBACK_NETWORKS, LoggingSettings, Settings, WebhookSettings
 from app.core.clock import clock
 from app.core.state import AppState
 from app.main import create_app
@@ -39,6 +39,9 @@ def make_settings(database_url: str, redis_url: str, **overrides: object) -> Set
         "database_url": database_url,
         "redis_url": redis_url,
         "logging": LoggingSettings(level="WARNING", json_output=True),
+        # Receivers in tests are local servers: the SSRF guard lets loopback through here
+        # (its own tests turn it back on).
+        "webhooks": WebhookSettings(allowed_networks=LOOPBACK_NETWORKS),
     }
     values.update(overrides)
     return Settings.model_validate(values)

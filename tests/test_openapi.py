@@ -11,7 +11,14 @@ from app.cli import OPENAPI_PATH, render_openapi
 from app.config import Settings
 from app.main import create_app
 
-UNAUTHENTICATED = {"/healthz", "/readyz", "/metrics"}
+UNAUTHENTICATED = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/t/o/{token}",
+    "/v1/t/c/{token}",
+    "/v1/unsubscribe/{token}",
+}
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,10 +25,18 @@ bearer_scheme = HTTPBearer(
 )
 
 
-async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+# Run after a successful endpoint, inside its transaction (e.g. audit of key use, so the
+# audit row commits or rolls back with the change). Registered by domains at app creation.
+SuccessHook = Callable[[AsyncSession, Request, Response], Awaitable[None]]
+SUCCESS_HOOKS: list[SuccessHook] = []
+
+
+async def db_session(request: Request, response: Response) -> AsyncIterator[AsyncSession]:
     state = app_state(request)
     async with transaction(state.session_factory, state.queue) as session:
         yield session
+        for hook in SUCCESS_HOOKS:
+            await hook(session, request, response)
 
 
 # scope="function": the transaction commits before the response is sent.

@@ -28,3 +28,8 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    # arq logs two lines per job at INFO; the engine's scans run every second, so those
+    # lines would drown everything else. Failures are still logged (by `counted` and at
+    # WARNING by arq), and job outcomes are counted in /metrics. DEBUG shows them all.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    logging.getLogger("arq.worker").setLevel(quiet)

@@ -1,4 +1,5 @@
-"""ASGI middleware: request context (id, logs, metrics) and request guards (size, media type).
+"""ASGI middleware: request context (id, logs, metrics) and request guards (size, media
+type, NUL in the query string).
 
 Pure ASGI rather than BaseHTTPMiddleware so bodies stream and contextvars propagate.
 """
@@ -9,12 +10,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import FieldError, problem_response
 from app.core.observability import HTTP_LATENCY, HTTP_REQUESTS
 from app.core.request_context import set_request_id
 
@@ -93,7 +96,8 @@ class _BodyTooLarge(StarletteHTTPException):
 class RequestGuardMiddleware:
     """Body size limit (413) and JSON-only bodies (415) before any handler runs.
 
-    `upload_paths` are regexes of routes that accept files (larger limit, any media type).
+    `upload_paths` are regexes of routes that accept files (larger limit, any media type);
+    `any_media_paths` accept any media type within the normal limit (RFC 8058's form body).
     """
 
     def __init__(
@@ -102,14 +106,23 @@ class RequestGuardMiddleware:
         max_body_bytes: int,
         max_upload_bytes: int,
         upload_paths: Iterable[str] = (),
+        any_media_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
         self.upload_paths = [re.compile(pattern) for pattern in upload_paths]
+        self.any_media_paths = [re.compile(pattern) for pattern in any_media_paths]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nul_parameter = _query_parameter_with_nul(scope.get("query_string", b""))
+        if nul_parameter is not None:
+            await _nul_in_query(nul_parameter)(scope, receive, send)
+            return
+        if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         is_upload = any(p.match(scope["path"]) for p in self.upload_paths)
@@ -121,7 +134,8 @@ class RequestGuardMiddleware:
         has_body = (declared is not None and int(declared) > 0) or header(
             scope, b"transfer-encoding"
         ) is not None
-        if has_body and not is_upload and not _is_json(header(scope, b"content-type")):
+        any_media = is_upload or any(p.match(scope["path"]) for p in self.any_media_paths)
+        if has_body and not any_media and not _is_json(header(scope, b"content-type")):
             response = problem_response(
                 415, "Send the body as JSON with `Content-Type: application/json`."
             )
@@ -164,3 +178,29 @@ def _is_json(content_type: str | None) -> bool:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _query_parameter_with_nul(query_string: bytes) -> str | None:
+    """The first query parameter whose name or value holds NUL, which no PostgreSQL text can
+    store: refusing it here keeps every string filter from reaching the driver with it."""
+    if b"\x00" not in query_string and b"%00" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "\\u0000")
+    return None
+
+
+def _nul_in_query(parameter: str) -> JSONResponse:
+    return problem_response(
+        422,
+        f"Query parameter `{parameter}` contains a NUL character (\\u0000), which is not allowed.",
+        errors=[
+            FieldError(
+                pointer=f"/{parameter}",
+                location="query",
+                message="must not contain NUL characters (\\u0000)",
+                code="string_pattern_mismatch",
+            )
+        ],
+    )

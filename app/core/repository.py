@@ -76,3 +76,19 @@ class WorkspaceRepository(Generic[M]):
         item.workspace_id = self.workspace_id
         self.session.add(item)
         return item
+
+
+class VersionRepository(WorkspaceRepository[M]):
+    """Immutable versions numbered 1, 2, ... per parent (template, sequence versions)."""
+
+    parent: str  # the column holding the parent's id
+
+    def _of(self, parent_id: uuid.UUID) -> Any:
+        return getattr(self.model, self.parent) == parent_id
+
+    async def by_number(self, parent_id: uuid.UUID, number: int) -> M | None:
+        statement = self.scoped().where(self._of(parent_id), self.model.number == number)  # type: ignore[attr-defined]
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def of_parent(self, parent_id: uuid.UUID, params: PageParams) -> PageResult[M]:
+        return await self.page(params, self._of(parent_id))

@@ -58,7 +58,7 @@ class JsonObject(dict[str, Any]):
         self.text = text
 
 
-def _storable_properties(value: dict[str, Any]) -> JsonObject:
+def storable_properties(value: dict[str, Any]) -> JsonObject:
     # pydantic-core's serialiser is ~15x faster than json.dumps; NaN / Infinity (which
     # Python's JSON parser lets through) are confirmed by the strict stdlib encoder.
     try:
@@ -136,7 +136,7 @@ class EventIn(RequestModel):
     @field_validator("properties")
     @classmethod
     def _properties(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _storable_properties(value)
+        return storable_properties(value)
 
     @model_validator(mode="after")
     def _exactly_one_contact_reference(self) -> EventIn:

@@ -32,6 +32,7 @@ from app.events.schemas import (
     ItemStatus,
 )
 from app.segments.membership import note_contacts_changed
+from app.sequences.engine.wake import wake_for_events
 from app.workspaces.service import get_settings
 
 # Clocks drift; more than this ahead of ours is a client bug, not an event.
@@ -240,10 +241,9 @@ async def _answer_stored(
 async def wake_event_waits(
     session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[IngestedEvent]
 ) -> None:
-    """Hook point for sequences: enrollments in a `wait_for_event` step (or with an exit rule
-    on an event) will be woken here, set-wise, once per batch. Sequences are a later issue;
-    until then nothing waits on events, so there is nothing to wake."""
-    return None
+    """Enrollments waiting for (or exiting on) these events become due now, set-wise."""
+    pairs = {(event.contact_id, event.type) for event in events}
+    await wake_for_events(session, workspace_id, pairs, utcnow())
 
 
 def _checked(

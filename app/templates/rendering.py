@@ -15,11 +15,12 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2 import ChainableUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -51,21 +52,25 @@ class RenderError(Exception):
         self.code = code
 
 
-def _recording_undefined(seen: list[str]) -> type[ChainableUndefined]:
-    class Recording(ChainableUndefined):
-        __slots__ = ()
+# Undefined names met by the render in progress (one list per render, per task/thread).
+_SEEN: ContextVar[list[str] | None] = ContextVar("herald_template_undefined", default=None)
 
-        def __str__(self) -> str:
-            if self._undefined_exception is SecurityError:
-                self._fail_with_undefined_error()
-            name = self._undefined_name
-            if name is not None and name not in seen:
-                seen.append(str(name))
-            return ""
 
-        __html__ = __str__
+class _Recording(ChainableUndefined):
+    """Renders as empty and notes its name for the render in progress."""
 
-    return Recording
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        if self._undefined_exception is SecurityError:
+            self._fail_with_undefined_error()
+        name = self._undefined_name
+        seen = _SEEN.get()
+        if name is not None and seen is not None and name not in seen:
+            seen.append(str(name))
+        return ""
+
+    __html__ = __str__
 
 
 def _bounded_number(value: Any) -> None:
@@ -157,6 +162,20 @@ def _environment(autoescape: bool, undefined: type[ChainableUndefined]) -> _Env:
 
 
 _PARSER = _Env()
+# Built once: environments are costly (filters wrapped), and compiled templates are cached
+# by source, so a send renders without parsing or compiling anything.
+_ENVIRONMENTS = {flag: _environment(flag, _Recording) for flag in (False, True)}
+_COMPILED_CACHE_SIZE = 2048
+_MARKERS = re.compile(r"\{[{%#]")
+# Only loops and macros (which may recurse) can make a render run long: without them the
+# work is linear in the template and its bounded inputs, so the (costly) line tracer that
+# enforces MAX_SECONDS is only installed for templates that have them.
+_LOOPING = re.compile(r"\{%-?\+?\s*(for|macro|call)\b")
+
+
+@functools.lru_cache(maxsize=_COMPILED_CACHE_SIZE)
+def _compiled(is_html: bool, source: str) -> Template:
+    return _ENVIRONMENTS[is_html].from_string(source)
 
 
 def link(url: Any) -> Any:
@@ -279,15 +298,12 @@ def _undefined_in(tree: nodes.Template) -> list[str]:
 def render(content: dict[str, Any], context: RenderContext) -> Rendered:
     """Render every templated string of `content`; undefined fields render empty."""
     seen: list[str] = []
-    undefined = _recording_undefined(seen)
-    environments = {flag: _environment(flag, undefined) for flag in (False, True)}
-    variables = context.variables()
+    token = _SEEN.set(seen)
+    try:
+        values = _render_fields(content, context.variables())
+    finally:
+        _SEEN.reset(token)
     rendered: dict[str, Any] = {}
-    values: dict[str, str] = {}
-    deadline = time.monotonic() + MAX_SECONDS  # for the whole content, not per field
-    for pointer, source, is_html in template_fields(content):
-        _parse(pointer, source)  # syntax first, reported with its line
-        values[pointer] = _bounded(pointer, environments[is_html], source, variables, deadline)
     for key, value in content.items():
         if key == "payload":
             rendered[key] = _rebuild(value, "/payload", values, 0)
@@ -296,6 +312,25 @@ def render(content: dict[str, Any], context: RenderContext) -> Rendered:
         else:
             rendered[key] = value
     return Rendered(rendered, seen)
+
+
+def _render_fields(content: dict[str, Any], variables: dict[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    deadline = time.monotonic() + MAX_SECONDS  # for the whole content, not per field
+    for pointer, source, is_html in template_fields(content):
+        if not _MARKERS.search(source):  # plain text renders as itself
+            values[pointer] = source
+            continue
+        try:
+            template = _compiled(is_html, source)
+        except TemplateSyntaxError as exc:
+            _parse(pointer, source)  # raises the syntax error with its line
+            raise RenderError(
+                pointer, f"Template syntax error: {exc.message}", "syntax_error"
+            ) from exc
+        traced = _LOOPING.search(source) is not None
+        values[pointer] = _bounded(pointer, template, variables, deadline, traced=traced)
+    return values
 
 
 def _rebuild(value: Any, pointer: str, values: dict[str, str], depth: int) -> Any:
@@ -318,10 +353,16 @@ class _Timeout(Exception):
 
 
 def _bounded(
-    pointer: str, env: _Env, source: str, variables: dict[str, Any], deadline: float
+    pointer: str,
+    template: Template,
+    variables: dict[str, Any],
+    deadline: float,
+    *,
+    traced: bool,
 ) -> str:
-    """Render one field, stopping past `deadline` (checked on every line of template code,
-    through a trace function scoped to compiled template frames) or past `MAX_OUTPUT`."""
+    """Render one field, stopping past `MAX_OUTPUT` and, when `traced`, past `deadline`
+    (checked on every line of template code, through a trace function scoped to compiled
+    template frames)."""
 
     def local(frame: FrameType, event: str, arg: Any) -> Any:
         if time.monotonic() > deadline:
@@ -334,9 +375,10 @@ def _bounded(
     previous = sys.gettrace()
     parts: list[str] = []
     size = 0
-    sys.settrace(tracer)
+    if traced:
+        sys.settrace(tracer)
     try:
-        for chunk in env.from_string(source).generate(variables):
+        for chunk in template.generate(variables):
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise RenderError(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from app.core.pagination import PageParams, PageResult, apply_page, to_page
-from app.core.repository import WorkspaceRepository
+from sqlalchemy import Text, cast, select
+
+from app.core.repository import VersionRepository, WorkspaceRepository
+from app.sequences.models import SequenceVersion
 from app.templates.models import Template, TemplateVersion
 
 
@@ -13,24 +15,17 @@ class TemplateRepository(WorkspaceRepository[Template]):
     model = Template
     noun = "template"
 
+    async def pinned_by_sequences(self, template_id: uuid.UUID) -> bool:
+        """Whether a published sequence version sends this template (ids are unique
+        strings, so a text search of the stored definition is exact)."""
+        statement = select(SequenceVersion.id).where(
+            SequenceVersion.workspace_id == self.workspace_id,
+            cast(SequenceVersion.definition, Text).contains(str(template_id)),
+        )
+        return (await self.session.execute(statement.limit(1))).first() is not None
 
-class TemplateVersionRepository(WorkspaceRepository[TemplateVersion]):
+
+class TemplateVersionRepository(VersionRepository[TemplateVersion]):
     model = TemplateVersion
     noun = "template version"
-
-    async def by_number(self, template_id: uuid.UUID, number: int) -> TemplateVersion | None:
-        statement = self.scoped().where(
-            TemplateVersion.template_id == template_id, TemplateVersion.number == number
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def of_template(
-        self, template_id: uuid.UUID, params: PageParams
-    ) -> PageResult[TemplateVersion]:
-        statement = apply_page(
-            self.scoped().where(TemplateVersion.template_id == template_id),
-            TemplateVersion.id,
-            params,
-        )
-        rows = (await self.session.execute(statement)).scalars().all()
-        return to_page(rows, params, lambda item: item.id)
+    parent = "template_id"

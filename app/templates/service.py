@@ -148,6 +148,11 @@ async def delete_template(
     template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     check_if_match(if_match, template.id, template.version)
     _refuse_locked(template, "deleted")
+    if await TemplateRepository(session, workspace_id).pinned_by_sequences(template_id):
+        raise Conflict(
+            f"Template {template_id} is used by a published sequence version; enrollments "
+            "on that version still send it, so it cannot be deleted."
+        )
     await session.delete(template)
     await session.flush()
 
@@ -191,7 +196,7 @@ async def list_versions(
     session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID, params: PageParams
 ) -> PageResult[TemplateVersion]:
     await get_template(session, workspace_id, template_id)
-    return await TemplateVersionRepository(session, workspace_id).of_template(template_id, params)
+    return await TemplateVersionRepository(session, workspace_id).of_parent(template_id, params)
 
 
 async def get_version(
@@ -221,7 +226,7 @@ async def preview(
         contact = await ContactRepository(session, workspace_id).get(body.contact_id)
         if contact is None or contact.erased_at is not None:
             raise NotFound(f"No contact with id {body.contact_id}.")
-        fields = _contact_fields(contact)
+        fields = contact_fields(contact)
     else:
         assert body.contact is not None  # the schema requires one of the two
         fields = _hypothetical_fields(body.contact)
@@ -236,7 +241,8 @@ async def preview(
     )
 
 
-def _contact_fields(contact: Contact) -> dict[str, Any]:
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    """A contact as templates see it (`contact.*`)."""
     return {
         "id": str(contact.id),
         "email": contact.email,

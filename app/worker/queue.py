@@ -7,6 +7,8 @@ same logical job enqueued twice runs once while the first is queued or kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,17 @@ def enqueue(
     buffer.append(
         PendingJob(function, job_id_for(function, *job_key), args, kwargs, defer_by_seconds)
     )
+
+
+@contextmanager
+def no_new_jobs(session: AsyncSession) -> Iterator[None]:
+    """Drop every job buffered inside this block (a dry run must enqueue nothing)."""
+    buffer: list[PendingJob] = session.info.setdefault(_BUFFER_KEY, [])
+    before = len(buffer)
+    try:
+        yield
+    finally:
+        del buffer[before:]
 
 
 class JobQueue:

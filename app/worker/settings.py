@@ -9,12 +9,17 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+import app.models  # noqa: F401 - every table mapped: ORM inserts resolve all foreign keys
+from app.campaigns import tasks as campaigns_tasks
+from app.channels import tasks as channels_tasks
 from app.config import Settings, get_settings
 from app.contacts import tasks as contacts_tasks
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.events import tasks as events_tasks
 from app.segments import tasks as segments_tasks
+from app.sequences import tasks as sequences_tasks
+from app.webhooks import tasks as webhooks_tasks
 from app.worker.context import WorkerContext
 from app.worker.housekeeping import purge_idempotency_keys
 from app.worker.queue import JobQueue
@@ -24,12 +29,20 @@ FUNCTIONS: list[Any] = [
     *contacts_tasks.TASKS,
     *events_tasks.TASKS,
     *segments_tasks.TASKS,
+    *channels_tasks.TASKS,
+    *sequences_tasks.TASKS,
+    *campaigns_tasks.TASKS,
+    *webhooks_tasks.TASKS,
 ]
 CRON_JOBS = [
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
     *contacts_tasks.CRON_JOBS,
     *events_tasks.CRON_JOBS,
     *segments_tasks.CRON_JOBS,
+    *channels_tasks.CRON_JOBS,
+    *sequences_tasks.CRON_JOBS,
+    *campaigns_tasks.CRON_JOBS,
+    *webhooks_tasks.CRON_JOBS,
 ]
 
 
@@ -64,6 +77,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "on_startup": _startup(settings),
         "on_shutdown": _shutdown,
         "max_jobs": settings.worker.max_jobs,
+        "poll_delay": 0.1,  # a deferred engine batch starts within 100 ms of its time
         "job_timeout": settings.worker.job_timeout_seconds,
         "handle_signals": True,
     }

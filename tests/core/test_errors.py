@@ -55,6 +55,27 @@ async def test_non_json_body_is_415(client: httpx.AsyncClient, tenant: Tenant) -
     assert_problem(response, 415, "unsupported-media-type")
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/campaigns?tag=a%00b", "/v1/contacts?email=x%00@y.z", "/v1/templates?n%00=1"]
+)
+async def test_nul_in_a_query_parameter_is_422_naming_it(
+    client: httpx.AsyncClient, tenant: Tenant, path: str
+) -> None:
+    # PostgreSQL text cannot hold NUL: a filter carrying one used to reach the driver (500).
+    response = await client.get(path, headers=tenant.headers)
+    problem = assert_problem(response, 422, "validation-error")
+    name = path.split("?", 1)[1].split("=", 1)[0].replace("%00", "\\u0000")
+    assert f"`{name}`" in str(problem["detail"])
+    assert problem["errors"] == [
+        {
+            "pointer": f"/{name}",
+            "location": "query",
+            "message": "must not contain NUL characters (\\u0000)",
+            "code": "string_pattern_mismatch",
+        }
+    ]
+
+
 async def test_wrong_types_in_path_and_query_are_422(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:

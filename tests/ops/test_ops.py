@@ -7,8 +7,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from app.config import Settings
+from app.core.observability import SENDS_KEY, record_lateness
 from app.embedded import EmbeddedRedis
 from app.main import create_app
 from tests.conftest import client_for
@@ -64,3 +66,15 @@ async def test_metrics_count_requests_by_route(client: httpx.AsyncClient, tenant
     assert 'route="/v1/members/{member_id}",status="422"' in body
     assert "herald_http_request_duration_seconds_bucket" in body
     assert "herald_queue_depth" in body
+
+
+async def test_metrics_report_step_lateness_and_sends_from_every_worker(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    await record_lateness(redis, [0.05, 0.3, 0.3, 42.0])
+    await redis.hincrby(SENDS_KEY, "email|sent", 3)  # type: ignore[misc]
+    body = (await client.get("/metrics")).text
+    assert 'herald_step_lateness_seconds_bucket{le="0.1"} 1.0' in body
+    assert 'herald_step_lateness_seconds_bucket{le="0.5"} 3.0' in body
+    assert 'herald_step_lateness_seconds_bucket{le="+Inf"} 4.0' in body
+    assert 'herald_messages_total{channel="email",outcome="sent"} 3.0' in body

@@ -275,3 +275,18 @@ async def test_scopes(
     ).status_code == 200
     assert (await client.patch(url, json={"name": "x"}, headers=reader)).status_code == 403
     assert (await client.post(f"{url}/publish", headers=reader)).status_code == 403
+
+
+async def test_a_template_pinned_by_a_published_sequence_cannot_be_deleted(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    from tests.sequences.engine import support
+
+    pinned = await support.email_template(client, tenant, "Pinned")
+    free = await support.email_template(client, tenant, "Free")
+    steps = [{"key": "hi", "type": "send", "channel": "email", "template_id": pinned}]
+    await support.published_sequence(client, tenant, {"steps": steps})
+    refused = await client.delete(f"/v1/templates/{pinned}", headers=tenant.headers)
+    assert refused.status_code == 409
+    assert "published sequence" in refused.json()["detail"]
+    assert (await client.delete(f"/v1/templates/{free}", headers=tenant.headers)).status_code == 204

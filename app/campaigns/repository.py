@@ -1,0 +1,133 @@
+"""Every query of the campaigns API, scoped by workspace (launch queries live in launch.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy.dialects import postgresql
+
+from app.approvals.models import ApprovalPolicy
+from app.campaigns.models import Campaign, SpendEntry
+from app.core.pagination import PageParams, PageResult
+from app.core.repository import WorkspaceRepository
+from app.segments.models import Segment
+from app.sequences.models import Sequence, SequenceVersion
+from app.workspaces.models import Member
+
+
+@dataclass(frozen=True)
+class CampaignFilters:
+    status: str | None = None
+    owner_member_id: uuid.UUID | None = None
+    tag: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        """Ranges are half-open: `from` inclusive, `to` exclusive."""
+        found: list[Any] = []
+        if self.status is not None:
+            found.append(Campaign.status == self.status)
+        if self.owner_member_id is not None:
+            found.append(Campaign.owner_member_id == self.owner_member_id)
+        if self.tag is not None:
+            # `@>` (the GIN index's operator); the model's generic ARRAY lacks `contains`.
+            tags = type_coerce(Campaign.tags, postgresql.ARRAY(String(64)))
+            found.append(tags.contains([self.tag]))
+        if self.created_from is not None:
+            found.append(Campaign.created_at >= self.created_from)
+        if self.created_to is not None:
+            found.append(Campaign.created_at < self.created_to)
+        if self.start_from is not None:
+            found.append(Campaign.start_at >= self.start_from)
+        if self.start_to is not None:
+            found.append(Campaign.start_at < self.start_to)
+        return found
+
+
+class CampaignRepository(WorkspaceRepository[Campaign]):
+    model = Campaign
+    noun = "campaign"
+
+    async def filtered(self, params: PageParams, filters: CampaignFilters) -> PageResult[Campaign]:
+        return await self.page(params, *filters.conditions())
+
+
+class SpendRepository(WorkspaceRepository[SpendEntry]):
+    model = SpendEntry
+    noun = "spend entry"
+
+    async def of_campaign(
+        self, campaign_id: uuid.UUID, params: PageParams
+    ) -> PageResult[SpendEntry]:
+        return await self.page(params, SpendEntry.campaign_id == campaign_id)
+
+    async def total(self, campaign_id: uuid.UUID) -> Decimal:
+        statement = select(func.coalesce(func.sum(SpendEntry.amount), 0)).where(
+            SpendEntry.workspace_id == self.workspace_id, SpendEntry.campaign_id == campaign_id
+        )
+        total = Decimal((await self.session.execute(statement)).scalar_one())
+        return total.quantize(Decimal("0.01"))
+
+
+class References:
+    """Existence of what a campaign points at, in the caller's workspace only (another
+    workspace's ids are as unknown as made-up ones)."""
+
+    def __init__(self, session: Any, workspace_id: uuid.UUID) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    async def existing_segments(self, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        statement = select(Segment.id).where(
+            Segment.workspace_id == self.workspace_id, Segment.id.in_(list(ids))
+        )
+        return set((await self.session.execute(statement)).scalars().all())
+
+    async def sequence(self, sequence_id: uuid.UUID) -> Sequence | None:
+        statement = select(Sequence).where(
+            Sequence.workspace_id == self.workspace_id, Sequence.id == sequence_id
+        )
+        result: Sequence | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return result
+
+    async def sequence_version(self, sequence_id: uuid.UUID, number: int) -> SequenceVersion | None:
+        statement = select(SequenceVersion).where(
+            SequenceVersion.workspace_id == self.workspace_id,
+            SequenceVersion.sequence_id == sequence_id,
+            SequenceVersion.number == number,
+        )
+        found: SequenceVersion | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return found
+
+    async def member_exists(self, member_id: uuid.UUID) -> bool:
+        return await self._exists(
+            select(Member.id).where(
+                Member.workspace_id == self.workspace_id, Member.id == member_id
+            )
+        )
+
+    async def policy_exists(self, policy_id: uuid.UUID) -> bool:
+        return await self._exists(
+            select(ApprovalPolicy.id).where(
+                ApprovalPolicy.workspace_id == self.workspace_id, ApprovalPolicy.id == policy_id
+            )
+        )
+
+    async def _exists(self, statement: Any) -> bool:
+        return (await self.session.execute(statement.limit(1))).first() is not None
+
+    async def count(self, contacts: Any) -> int:
+        """How many rows a contact-id SELECT (the launch audience) returns."""
+        statement = select(func.count()).select_from(contacts.subquery())
+        return int((await self.session.execute(statement)).scalar_one())

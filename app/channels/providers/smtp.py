@@ -1,0 +1,143 @@
+"""The SMTP provider (aiosmtplib): one connection per message, phases classified.
+
+Before DATA: a 4xx reply, a refused connection or a timeout is retryable; a 5xx reply is
+permanent. During DATA, a 4xx/5xx reply classifies the same way, but a connection lost or a
+timeout there is `unknown`: the server may have accepted the message, and SMTP gives no way
+to ask, so it is never resent (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import Any
+
+import aiosmtplib
+
+from app.channels.providers.base import (
+    OutboundMessage,
+    PermanentError,
+    Provider,
+    RetryableError,
+    SendError,
+    SendResult,
+    UnknownOutcomeError,
+)
+from app.config import SmtpSettings
+from app.core.clock import utcnow
+
+# Long enough for a List-Unsubscribe URL on one line (RFC 5322's hard limit is 998).
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def _domain(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "herald.localhost"
+
+
+def sender_of(content: dict[str, Any], default_from: str) -> str:
+    """`from` as given, or the template's `from_email` (+ `from_name`), or the default."""
+    if content.get("from"):
+        return str(content["from"])
+    if content.get("from_email"):
+        return formataddr((str(content.get("from_name") or ""), str(content["from_email"])))
+    return default_from
+
+
+def build_email(message: OutboundMessage, default_from: str) -> EmailMessage:
+    """The MIME message: multipart/alternative text + html, with the RFC 8058 headers."""
+    content = message.content
+    sender = sender_of(content, default_from)
+    text, html = content.get("text"), content.get("html")
+    if not message.recipient or not parseaddr(message.recipient)[1]:
+        raise PermanentError("the message has no valid recipient address")
+    if not text and not html:
+        raise PermanentError("the email has neither a text nor an html part")
+    mime = EmailMessage(policy=_POLICY)
+    try:
+        mime["From"] = sender
+        mime["To"] = message.recipient
+        mime["Subject"] = str(content.get("subject") or "")
+        mime["Date"] = format_datetime(utcnow())
+        mime["Message-ID"] = f"<{message.id}@{_domain(sender)}>"
+        if content.get("reply_to"):
+            mime["Reply-To"] = str(content["reply_to"])
+        mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+        mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if text:
+            mime.set_content(str(text))
+            if html:
+                mime.add_alternative(str(html), subtype="html")
+        else:
+            mime.set_content(str(html), subtype="html")
+    except (ValueError, TypeError) as error:  # header injection, malformed addresses
+        raise PermanentError(f"the email cannot be built: {error}"[:500]) from error
+    return mime
+
+
+def _reply_error(error: aiosmtplib.SMTPResponseException, phase: str) -> SendError:
+    """4xx replies are transient by definition (RFC 5321); anything else is final."""
+    reason = f"SMTP {error.code} at {phase}: {error.message}"[:500]
+    if 400 <= error.code < 500:
+        return RetryableError(reason)
+    return PermanentError(reason)
+
+
+class SmtpProvider(Provider):
+    name = "smtp"
+
+    def __init__(self, settings: SmtpSettings, default_from: str) -> None:
+        self.settings = settings
+        self.default_from = default_from
+
+    def _client(self) -> aiosmtplib.SMTP:
+        settings = self.settings
+        return aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            local_hostname=settings.helo_name,
+            timeout=settings.timeout_seconds,
+            use_tls=settings.security == "tls",
+            # Never attempt STARTTLS unless asked: `None` would upgrade opportunistically.
+            start_tls=settings.security == "starttls",
+        )
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        mime = build_email(message, self.default_from)
+        sender = parseaddr(str(mime["From"]))[1]
+        assert message.recipient is not None
+        recipient = parseaddr(message.recipient)[1]
+        client = self._client()
+        try:
+            await self._before_data(client, sender, recipient)
+            try:
+                await client.data(mime.as_bytes())
+            except aiosmtplib.SMTPResponseException as error:
+                raise _reply_error(error, "DATA") from error
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                raise UnknownOutcomeError(
+                    f"connection lost during DATA ({type(error).__name__}): "
+                    "the server may have accepted the message"
+                ) from error
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+        return SendResult(provider_message_id=str(mime["Message-ID"]))
+
+    async def _before_data(self, client: aiosmtplib.SMTP, sender: str, recipient: str) -> None:
+        phase = "connect"
+        try:
+            await client.connect()
+            phase = "MAIL FROM"
+            await client.mail(sender)
+            phase = "RCPT TO"
+            await client.rcpt(recipient)
+        except aiosmtplib.SMTPResponseException as error:
+            raise _reply_error(error, phase) from error
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise RetryableError(f"{phase}: {type(error).__name__}: {error}"[:500]) from error

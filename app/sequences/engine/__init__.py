@@ -1,0 +1,1 @@
+"""The step engine: scheduler scan, claims, step execution, event wake-ups, exits."""

@@ -1,0 +1,32 @@
+"""Event ingestion wakes the enrollments an event concerns, set-wise, once per batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.sequences.engine.repository import EngineRepository
+from app.sequences.engine.scheduler import Batch, schedule
+
+WAKE_BATCH = 500
+
+
+async def wake_for_events(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    pairs: Collection[tuple[uuid.UUID, str]],
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Enrollments of these (contact, event type) pairs that wait for the type, or exit on
+    it, become due now; their run is enqueued after commit, so a reply is acted on within
+    moments rather than at the next scan. The claim then decides from the events table
+    (filters, time bounds), so a wake-up that does not match costs a no-op pass."""
+    woken = await EngineRepository(session, workspace_id).wake(pairs, now)
+    size = WAKE_BATCH
+    for start in range(0, len(woken), size):
+        ids = woken[start : start + size]
+        schedule(session, Batch(workspace_id, ids, now), now, ("wake", now.timestamp()))
+    return woken

@@ -1,0 +1,139 @@
+"""Enrollment queries for the API and for launches (every one scoped to a workspace)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, bindparam, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.core.ids import sql_uuid7
+from app.core.pagination import PageParams, PageResult
+from app.core.repository import WorkspaceRepository
+from app.sequences.models import UNFINISHED, Enrollment, EnrollmentStep, SequenceVersion
+
+_LIVE_KEY = ["sequence_id", "contact_id", "campaign_id"]
+
+
+class EnrollmentRepository(WorkspaceRepository[Enrollment]):
+    model = Enrollment
+    noun = "enrollment"
+
+    async def insert_one(self, values: dict[str, Any]) -> uuid.UUID | None:
+        """The new enrollment's id, or None when the contact already has an unfinished one."""
+        result = await self.session.execute(
+            pg_insert(Enrollment)
+            .values(workspace_id=self.workspace_id, **values)
+            .on_conflict_do_nothing(index_elements=_LIVE_KEY, index_where=text(UNFINISHED))
+            .returning(Enrollment.id)
+        )
+        return result.scalar_one_or_none()
+
+    async def insert_from(self, contacts: Select[Any], values: dict[str, Any]) -> list[uuid.UUID]:
+        """INSERT ... SELECT one enrollment per contact id the query yields (launches);
+        contacts with an unfinished enrollment keep it. Returns the new ids."""
+        result = await self.session.execute(
+            self._insert_from(contacts, values).returning(Enrollment.id)
+        )
+        return [row[0] for row in result]
+
+    async def count_from(self, contacts: Select[Any], values: dict[str, Any]) -> int:
+        """The same insert, answering only how many enrollments it made (a launch of a
+        million contacts need not bring a million ids back)."""
+        result = await self.session.execute(self._insert_from(contacts, values))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_from(self, contacts: Select[Any], values: dict[str, Any]) -> Any:
+        columns = ["id", "workspace_id", "contact_id", *values]
+        source = contacts.subquery()
+        selected = select(
+            sql_uuid7(values["started_at"]),
+            literal(self.workspace_id),
+            *source.c,
+            *(
+                bindparam(f"v_{key}", value, type_=Enrollment.__table__.c[key].type)
+                for key, value in values.items()
+            ),
+        )
+        return (
+            pg_insert(Enrollment)
+            .from_select(columns, selected)
+            .on_conflict_do_nothing(index_elements=_LIVE_KEY, index_where=text(UNFINISHED))
+        )
+
+    async def unfinished(
+        self, sequence_id: uuid.UUID, contact_id: uuid.UUID, campaign_id: uuid.UUID | None
+    ) -> Enrollment | None:
+        result = await self.session.execute(
+            self.scoped().where(
+                Enrollment.sequence_id == sequence_id,
+                Enrollment.contact_id == contact_id,
+                Enrollment.campaign_id.is_not_distinct_from(campaign_id),
+                text(f"enrollments.{UNFINISHED}"),
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def page_for_sequence(
+        self,
+        sequence_id: uuid.UUID,
+        params: PageParams,
+        state: str | None,
+        contact_id: uuid.UUID | None,
+    ) -> PageResult[Enrollment]:
+        conditions: list[Any] = [Enrollment.sequence_id == sequence_id]
+        if state is not None:
+            conditions.append(Enrollment.state == state)
+        if contact_id is not None:
+            conditions.append(Enrollment.contact_id == contact_id)
+        return await self.page(params, *conditions)
+
+
+class VersionLookup(WorkspaceRepository[SequenceVersion]):
+    model = SequenceVersion
+    noun = "sequence version"
+
+    async def latest_or_number(
+        self, sequence_id: uuid.UUID, number: int | None
+    ) -> SequenceVersion | None:
+        statement = self.scoped().where(SequenceVersion.sequence_id == sequence_id)
+        if number is not None:
+            statement = statement.where(SequenceVersion.number == number)
+        result = await self.session.execute(
+            statement.order_by(SequenceVersion.number.desc()).limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def numbers(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(SequenceVersion.id, SequenceVersion.number).where(
+                SequenceVersion.workspace_id == self.workspace_id, SequenceVersion.id.in_(ids)
+            )
+        )
+        return {row[0]: row[1] for row in result}
+
+
+class TimelineRepository(WorkspaceRepository[EnrollmentStep]):
+    model = EnrollmentStep
+    noun = "timeline entry"
+
+    async def page_for(
+        self, enrollment_id: uuid.UUID, params: PageParams
+    ) -> PageResult[EnrollmentStep]:
+        return await self.page(params, EnrollmentStep.enrollment_id == enrollment_id)
+
+
+def live_state_at(now: datetime) -> dict[str, Any]:
+    """Columns of an enrollment that starts now (its first step due at once)."""
+    return {
+        "state": "active",
+        "step_visit": 1,
+        "step_entered_at": now,
+        "next_action_at": now,
+        "started_at": now,
+        "updated_at": now,
+    }

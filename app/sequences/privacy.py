@@ -1,0 +1,120 @@
+"""Privacy requests reach sequences and messages: an export lists the contact's enrollments
+(with their timelines) and messages; an erasure exits the contact's enrollments and removes
+the rendered content and address from every message (metrics keep the rows and statuses)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.channels.models import Message
+from app.contacts.models import Contact
+from app.contacts.privacy.sections import (
+    ErasureContext,
+    register_erasure_step,
+    register_export_section,
+)
+from app.sequences.engine.exits import exit_enrollments
+from app.sequences.models import Enrollment, EnrollmentStep
+
+_ENROLLMENT_FIELDS = (
+    "id",
+    "sequence_id",
+    "campaign_id",
+    "state",
+    "step_key",
+    "next_action_at",
+    "exit_reason",
+    "started_at",
+    "finished_at",
+)
+_MESSAGE_FIELDS = (
+    "id",
+    "enrollment_id",
+    "step_key",
+    "channel",
+    "variant",
+    "recipient",
+    "content",
+    "status",
+    "created_at",
+    "sent_at",
+    "delivered_at",
+    "first_opened_at",
+    "first_clicked_at",
+    "replied_at",
+)
+
+
+def _plain(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    record: dict[str, Any] = to_jsonable_python({name: getattr(row, name) for name in fields})
+    return record
+
+
+async def _enrollments_section(
+    session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
+) -> list[dict[str, Any]]:
+    enrollments = list(
+        (
+            await session.execute(
+                select(Enrollment)
+                .where(Enrollment.workspace_id == workspace_id, Enrollment.contact_id == contact.id)
+                .order_by(Enrollment.id)
+            )
+        ).scalars()
+    )
+    steps = (
+        await session.execute(
+            select(EnrollmentStep)
+            .where(
+                EnrollmentStep.workspace_id == workspace_id,
+                EnrollmentStep.enrollment_id.in_([item.id for item in enrollments]),
+            )
+            .order_by(EnrollmentStep.id)
+        )
+    ).scalars()
+    timelines: dict[uuid.UUID, list[dict[str, Any]]] = {item.id: [] for item in enrollments}
+    for step in steps:
+        timelines[step.enrollment_id].append(
+            _plain(step, ("step_key", "step_type", "outcome", "detail", "occurred_at"))
+        )
+    return [
+        {**_plain(item, _ENROLLMENT_FIELDS), "timeline": timelines[item.id]} for item in enrollments
+    ]
+
+
+async def _messages_section(
+    session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
+) -> list[dict[str, Any]]:
+    messages = (
+        await session.execute(
+            select(Message)
+            .where(Message.workspace_id == workspace_id, Message.contact_id == contact.id)
+            .order_by(Message.id)
+        )
+    ).scalars()
+    return [_plain(message, _MESSAGE_FIELDS) for message in messages]
+
+
+async def _erase_sequences(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
+    ended = await exit_enrollments(
+        session, context.workspace_id, [context.contact.id], "contact_erased", context.now
+    )
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.workspace_id == context.workspace_id,
+            Message.contact_id == context.contact.id,
+        )
+        .values(recipient=None, content={}, error=None, response=None, updated_at=context.now)
+    )
+    return {"enrollments_exited": len(ended), "messages_scrubbed": result.rowcount or 0}  # type: ignore[attr-defined]
+
+
+register_export_section("enrollments", _enrollments_section)
+register_export_section("messages", _messages_section)
+register_erasure_step("sequences", _erase_sequences)

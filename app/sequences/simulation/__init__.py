@@ -1,0 +1,1 @@
+"""Dry runs of sequences: the real engine on throwaway rows, rolled back."""
