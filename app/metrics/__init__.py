@@ -1,0 +1,1 @@
+"""Campaign metrics: rollups captured by database triggers, stats, time series, live stream."""
