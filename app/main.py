@@ -38,6 +38,7 @@ from app.sequences.enrollments.router import router as enrollments_router
 from app.sequences.router import router as sequences_router
 from app.sequences.simulation.router import router as simulation_router
 from app.templates.router import router as templates_router
+from app.webhooks.openapi import register_webhooks
 from app.webhooks.router import router as webhooks_router
 from app.worker.queue import JobQueue
 from app.workspaces.router import router as workspaces_router
@@ -70,6 +71,14 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Audit", "description": "Who did what, when: the append-only audit log."},
     {"name": "Approvals", "description": "Approval policies, review rounds and decisions."},
     {"name": "Campaigns", "description": "Plan, approve, launch and budget campaigns."},
+    {"name": "Webhooks", "description": "Endpoints that receive events, deliveries, replays."},
+    {
+        "name": "Webhook events",
+        "description": "The event catalogue: what Herald POSTs to webhook endpoints.",
+    },
+    {"name": "Inbound", "description": "Provider events (delivered, bounced, ...) posted to us."},
+    {"name": "Metrics", "description": "Campaign, step and variant stats; the live stream."},
+    {"name": "Experiments", "description": "A/B tests on send steps and their winners."},
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
 
@@ -155,5 +164,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaigns_router)
     app.include_router(webhooks_router)
     app.include_router(inbound_router)
+    register_webhooks(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

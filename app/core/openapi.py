@@ -57,6 +57,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        webhooks=app.webhooks.routes,
         tags=app.openapi_tags,
         servers=[{"url": "/", "description": "This server"}],
     )

@@ -9,7 +9,7 @@ bumps `VERSION` (receivers read `version` from the envelope).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -24,6 +24,7 @@ _SEGMENT = uuid.UUID("01936b2e-5b6a-7c3d-9e4f-000000000006")
 _MEMBER = uuid.UUID("01936b2e-5b6a-7c3d-9e4f-000000000007")
 _REQUEST = uuid.UUID("01936b2e-5b6a-7c3d-9e4f-000000000008")
 _ENDPOINT = uuid.UUID("01936b2e-5b6a-7c3d-9e4f-000000000009")
+EXAMPLE_TIME = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 class EventData(BaseModel):
