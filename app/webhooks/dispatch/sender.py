@@ -72,9 +72,12 @@ def secrets_in_use(
     now: datetime,
 ) -> tuple[str, ...]:
     """The current secret, plus the previous one while its overlap lasts."""
-    if previous_secret and previous_secret_expires_at is not None:
-        if previous_secret_expires_at > now:
-            return (secret, previous_secret)
+    if (
+        previous_secret
+        and previous_secret_expires_at is not None
+        and previous_secret_expires_at > now
+    ):
+        return (secret, previous_secret)
     return (secret,)
 
 
@@ -119,7 +122,7 @@ async def attempt(
     payload: dict[str, Any],
     *,
     now: datetime,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - handed to the guard's request, which enforces it
     policy: GuardPolicy,
 ) -> AttemptResult:
     """POST the event once and classify what happened. Never raises for the peer's
@@ -139,7 +142,7 @@ async def attempt(
         return AttemptResult("refused", now, error=_error_text(error))
     except httpx.TimeoutException as error:
         return AttemptResult("timeout", now, latency_ms=elapsed(), error=_error_text(error))
-    except Exception as error:  # noqa: BLE001 - any transport failure is an outcome
+    except Exception as error:  # any transport failure (or a malformed URL) is an outcome
         return AttemptResult(
             "connection_error", now, latency_ms=elapsed(), error=_error_text(error)
         )
@@ -159,7 +162,7 @@ async def attempt(
             "rate_limited", now, status, latency, excerpt, "HTTP 429", retry_after=retry_after
         )
     if 300 <= status < 400:
-        error = f"HTTP {status}: redirects are not followed"
+        reason = f"HTTP {status}: redirects are not followed"
     else:
-        error = f"HTTP {status}"
-    return AttemptResult("http_error", now, status, latency, excerpt, error)
+        reason = f"HTTP {status}"
+    return AttemptResult("http_error", now, status, latency, excerpt, reason)
