@@ -16,6 +16,8 @@ from app.contacts.models import (
 from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
+from app.experiments.models import ExperimentDeclaration, ExperimentLook, ExperimentSetting
+from app.metrics.models import MetricDelta, MetricEventFact, MetricPendingEvent, MetricRollup
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
@@ -46,9 +48,16 @@ __all__ = [
     "Enrollment",
     "EnrollmentStep",
     "Event",
+    "ExperimentDeclaration",
+    "ExperimentLook",
+    "ExperimentSetting",
     "IdempotencyRecord",
     "Member",
     "Message",
+    "MetricDelta",
+    "MetricEventFact",
+    "MetricPendingEvent",
+    "MetricRollup",
     "Segment",
     "SegmentCountSnapshot",
     "SegmentDirtyContact",
