@@ -1,0 +1,365 @@
+"""What providers report about sent messages (delivered, bounced, complained, opened,
+clicked, replied), applied to Herald: message rows, `email.*` events, suppressions, exits and
+webhooks. Stateless; everything runs in the caller's transaction (docs/inbound.md).
+
+Set-wise: one lookup for all messages (any workspace: the message decides the workspace,
+providers are deployment-wide), then per workspace one event ingestion call, one UPDATE per
+kind of outcome, one exit call per reason and one webhook emission call. Suppressions go
+through the suppression service one address at a time (only hard bounces and complaints).
+
+Dedup rides on event ingestion: the provider's event id becomes the event's `event_id`
+(`<provider>:<id>`), and an item ingestion answers `duplicate` changes nothing else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.contacts.consent import service as suppressions
+from app.contacts.consent.schemas import SuppressionCreate
+from app.core.clock import utcnow
+from app.core.errors import AppError
+from app.events import service as events
+from app.sequences.engine.exits import exit_enrollments
+from app.webhooks import catalogue
+from app.webhooks.emit import Emission, emit_many
+
+log = structlog.get_logger("herald.channels.outcomes")
+
+OutcomeKind = Literal["delivered", "bounced", "complained", "opened", "clicked", "replied"]
+OutcomeStatus = Literal["accepted", "duplicate", "unknown_message"]
+
+EVENT_TYPES: dict[str, str] = {
+    "delivered": "email.delivered",
+    "bounced": "email.bounced",
+    "complained": "email.complained",
+    "opened": "email.opened",
+    "clicked": "email.clicked",
+    "replied": "email.replied",
+}
+# Only email messages take provider events (SMS / webhook-step reports: see docs).
+CHANNEL = "email"
+# events.client_event_id is VARCHAR(255): provider name (<= 50) + ":" + id (<= 200).
+MAX_DEDUP_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One validated provider report, `index` being its position in the request."""
+
+    index: int
+    kind: OutcomeKind
+    message_id: uuid.UUID | None
+    provider_message_id: str | None
+    occurred_at: datetime
+    event_id: str | None = None
+    bounce_type: Literal["hard", "soft"] | None = None
+    reason: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    contact_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    sequence_id: uuid.UUID
+    campaign_id: uuid.UUID | None
+    step_key: str
+    channel: str
+    variant: str | None
+    recipient: str | None
+    provider_message_id: str | None
+
+
+# --- queries --------------------------------------------------------------------------------
+
+_FIND = text(
+    """
+    SELECT id, workspace_id, contact_id, enrollment_id, sequence_id, campaign_id, step_key,
+           channel, variant, recipient, provider_message_id
+    FROM messages
+    WHERE id = ANY(CAST(:ids AS uuid[]))
+       OR (provider_message_id = ANY(CAST(:provider_ids AS text[]))
+           AND provider_message_id IS NOT NULL)
+    """
+)
+
+# Per outcome: the first-time column (earliest report wins) and the status it may move to.
+# Status only moves forward: sent / unknown -> delivered -> bounced (a bounce may follow an
+# accepted delivery; a delivery report never undoes a bounce). `unknown` moves because the
+# report proves the provider had the message.
+_COLUMNS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "delivered": ("delivered_at", "delivered", ("sent", "unknown")),
+    "bounced": ("bounced_at", "bounced", ("sent", "unknown", "delivered")),
+    "opened": ("first_opened_at", None, ()),
+    "clicked": ("first_clicked_at", None, ()),
+    "replied": ("replied_at", None, ()),
+}
+
+
+def _update_statement(kind: str) -> Any:
+    column, status, moves_from = _COLUMNS[kind]
+    status_sql = ""
+    if status is not None:
+        allowed = ", ".join(f"'{value}'" for value in moves_from)
+        status_sql = (
+            f", status = CASE WHEN m.status IN ({allowed}) THEN '{status}' ELSE m.status END"
+        )
+    return text(
+        f"""
+        UPDATE messages AS m
+        SET {column} = LEAST(COALESCE(m.{column}, v.at), v.at){status_sql}, updated_at = :now
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(id, at)
+        WHERE m.workspace_id = :workspace_id AND m.id = v.id
+        """
+    )
+
+
+_UPDATES = {kind: _update_statement(kind) for kind in _COLUMNS}
+
+
+async def _find_messages(
+    session: AsyncSession, ids: Sequence[uuid.UUID], provider_ids: Sequence[str]
+) -> list[MessageRef]:
+    """Across workspaces on purpose: the caller is the deployment's provider, and each
+    message found carries its own workspace, which every later statement is scoped by."""
+    result = await session.execute(_FIND, {"ids": list(ids), "provider_ids": list(provider_ids)})
+    return [MessageRef(*row) for row in result.all()]
+
+
+async def _mark(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    kind: str,
+    first: dict[uuid.UUID, datetime],
+    now: datetime,
+) -> None:
+    await session.execute(
+        _UPDATES[kind],
+        {
+            "workspace_id": workspace_id,
+            "ids": list(first),
+            "ats": list(first.values()),
+            "now": now,
+        },
+    )
+
+
+# --- the mapping ----------------------------------------------------------------------------
+
+
+async def apply_provider_events(
+    session: AsyncSession, provider: str, reports: Sequence[ProviderEvent]
+) -> dict[int, OutcomeStatus]:
+    """Apply the reports; returns each one's outcome by index. Nothing about the message
+    (workspace, contact) is returned: the answer goes back to the provider."""
+    if not reports:
+        return {}
+    found = await _find_messages(
+        session,
+        [r.message_id for r in reports if r.message_id is not None],
+        [r.provider_message_id for r in reports if r.provider_message_id is not None],
+    )
+    by_id = {ref.id: ref for ref in found}
+    by_provider_id: dict[str, list[MessageRef]] = defaultdict(list)
+    for ref in found:
+        if ref.provider_message_id is not None:
+            by_provider_id[ref.provider_message_id].append(ref)
+
+    statuses: dict[int, OutcomeStatus] = {}
+    per_workspace: dict[uuid.UUID, list[tuple[ProviderEvent, MessageRef]]] = defaultdict(list)
+    for report in reports:
+        message = _message_of(report, by_id, by_provider_id)
+        if message is None or message.channel != CHANNEL:
+            statuses[report.index] = "unknown_message"
+            continue
+        per_workspace[message.workspace_id].append((report, message))
+
+    now = utcnow()
+    for workspace_id, pairs in per_workspace.items():
+        fresh = await _record_events(session, workspace_id, provider, pairs)
+        for report, _ in pairs:
+            statuses[report.index] = "accepted" if report.index in fresh else "duplicate"
+        applied = [(report, ref) for report, ref in pairs if report.index in fresh]
+        await _apply(session, workspace_id, provider, applied, recorded=fresh, now=now)
+    return statuses
+
+
+def _message_of(
+    report: ProviderEvent,
+    by_id: dict[uuid.UUID, MessageRef],
+    by_provider_id: dict[str, list[MessageRef]],
+) -> MessageRef | None:
+    if report.message_id is not None:
+        return by_id.get(report.message_id)
+    assert report.provider_message_id is not None
+    candidates = by_provider_id.get(report.provider_message_id, [])
+    # Two messages sharing a provider id (two providers' id spaces colliding) cannot be
+    # told apart: touching either could be wrong, so neither is.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+async def _record_events(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    provider: str,
+    pairs: list[tuple[ProviderEvent, MessageRef]],
+) -> dict[int, bool]:
+    """The `email.*` events through ingestion (segments, waits, exit rules see them).
+    Returns the indexes that are new (not a duplicate), each mapped to whether the contact
+    could still take an event (False: erased; the message facts still apply)."""
+    raw: list[dict[str, Any]] = []
+    for report, ref in pairs:
+        properties: dict[str, Any] = {
+            "message_id": str(ref.id),
+            "step_key": ref.step_key,
+            "provider": provider,
+        }
+        if report.kind == "bounced":
+            properties["bounce_type"] = report.bounce_type or "hard"
+        if report.reason is not None:
+            properties["reason"] = report.reason
+        if report.url is not None:
+            properties["url"] = report.url
+        item: dict[str, Any] = {
+            "contact_id": ref.contact_id,
+            "type": EVENT_TYPES[report.kind],
+            "properties": properties,
+            "occurred_at": report.occurred_at,
+            "source": f"provider:{provider}",
+        }
+        if report.event_id is not None:
+            item["event_id"] = f"{provider}:{report.event_id}"[:MAX_DEDUP_KEY]
+        raw.append(item)
+    answer = await events.ingest_batch(session, workspace_id, raw, may_use_reserved=True)
+    fresh: dict[int, bool] = {}
+    for result in answer["results"]:
+        report = pairs[result["index"]][0]
+        if result["status"] == "accepted":
+            fresh[report.index] = True
+        elif result["status"] == "rejected":
+            # An erased contact (or one erased mid-request): no event, but the message row
+            # still records what happened; nothing to dedup on, nothing to notify.
+            codes = {error["code"] for error in result["errors"]}
+            log.info(
+                "provider_event_not_recorded",
+                message_id=str(pairs[result["index"]][1].id),
+                codes=sorted(codes),
+            )
+            fresh[report.index] = False
+    return fresh
+
+
+async def _apply(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    provider: str,
+    pairs: list[tuple[ProviderEvent, MessageRef]],
+    *,
+    recorded: dict[int, bool],
+    now: datetime,
+) -> None:
+    # Message facts: one UPDATE per kind, the earliest report per message; delivered before
+    # bounced, so a batch holding both ends `bounced` whatever its order. A soft bounce is
+    # temporary (the provider retries): event and webhook only, the row waits for the
+    # verdict (`delivered` or a hard bounce).
+    firsts: dict[str, dict[uuid.UUID, datetime]] = defaultdict(dict)
+    for report, ref in pairs:
+        if report.kind in _COLUMNS and not _soft(report):
+            current = firsts[report.kind].get(ref.id)
+            if current is None or report.occurred_at < current:
+                firsts[report.kind][ref.id] = report.occurred_at
+    for kind in _COLUMNS:
+        if firsts.get(kind):
+            await _mark(session, workspace_id, kind, firsts[kind], now)
+
+    live = [(report, ref) for report, ref in pairs if recorded.get(report.index)]
+    await _suppress_and_exit(session, workspace_id, provider, live, now)
+    emissions = [
+        Emission(workspace_id, data, report.occurred_at)
+        for report, ref in live
+        if (data := _webhook_data(report, ref)) is not None
+    ]
+    await emit_many(session, emissions)
+
+
+async def _suppress_and_exit(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    provider: str,
+    pairs: list[tuple[ProviderEvent, MessageRef]],
+    now: datetime,
+) -> None:
+    """Hard bounces and complaints: the address goes on the suppression list (reasons
+    `hard_bounce` / `complaint`) and the contact's live enrollments exit with that reason.
+    Soft bounces do neither."""
+    exits: dict[str, set[uuid.UUID]] = defaultdict(set)
+    suppressed: set[tuple[str, str]] = set()
+    for report, ref in pairs:
+        if report.kind == "complained":
+            reason = "complaint"
+        elif report.kind == "bounced" and not _soft(report):
+            reason = "hard_bounce"
+        else:
+            continue
+        exits[reason].add(ref.contact_id)
+        if ref.recipient is None or (reason, ref.recipient) in suppressed:
+            continue  # scrubbed by an erasure (already suppressed as `erased`)
+        suppressed.add((reason, ref.recipient))
+        entry = SuppressionCreate(
+            channel=CHANNEL,
+            address=ref.recipient,
+            reason=reason,
+            source=f"provider:{provider}",
+            note=report.reason[:2000] if report.reason else None,
+        )
+        try:
+            async with session.begin_nested():
+                await suppressions.create_suppression(session, workspace_id, entry)
+        except AppError as error:  # an address the suppression list cannot hash
+            log.warning("provider_suppression_skipped", message_id=str(ref.id), reason=error.detail)
+    for reason, contact_ids in exits.items():
+        await exit_enrollments(session, workspace_id, sorted(contact_ids), reason, now)
+
+
+def _soft(report: ProviderEvent) -> bool:
+    return report.kind == "bounced" and report.bounce_type == "soft"
+
+
+def _webhook_data(report: ProviderEvent, ref: MessageRef) -> catalogue.EventData | None:
+    common: dict[str, Any] = {
+        "message_id": ref.id,
+        "contact_id": ref.contact_id,
+        "enrollment_id": ref.enrollment_id,
+        "sequence_id": ref.sequence_id,
+        "campaign_id": ref.campaign_id,
+        "step_key": ref.step_key,
+        "channel": ref.channel,
+        "variant": ref.variant,
+    }
+    if report.kind == "delivered":
+        return catalogue.MessageDelivered(**common)
+    if report.kind == "bounced":
+        return catalogue.MessageBounced(
+            **common, bounce_type=report.bounce_type or "hard", reason=report.reason
+        )
+    if report.kind == "opened":
+        return catalogue.MessageOpened(**common)
+    if report.kind == "clicked":
+        return catalogue.MessageClicked(**common, url=report.url)
+    if report.kind == "replied":
+        return catalogue.MessageReplied(**common)
+    # Complaints: the catalogue has no message event; the suppression announces them
+    # (`contact.suppressed`, reason `complaint`) and the exit (`enrollment.exited`).
+    return None
