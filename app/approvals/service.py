@@ -39,6 +39,8 @@ from app.campaigns.transitions import ApprovalOutcome
 from app.core.errors import Conflict, FieldError, Forbidden, Unprocessable
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
+from app.webhooks import emit
+from app.webhooks.catalogue import CampaignApprovalDecided, CampaignApprovalRequested
 
 
 async def policy_of(session: AsyncSession, campaign: Campaign) -> ApprovalPolicy | None:
@@ -115,6 +117,13 @@ async def open_request(
         )
     )
     await session.flush()
+    requested = CampaignApprovalRequested(
+        campaign_id=campaign.id,
+        approval_request_id=request.id,
+        round=request.round,
+        stages=len(stages),
+    )
+    await emit.emit(session, campaign.workspace_id, requested, occurred_at=now)
     if not stages:
         await transitions.approval_finished(
             session,
@@ -229,22 +238,48 @@ async def decide(
         stage["completed_at"] = now.isoformat()
         request.stages = stages
         outcome: ApprovalOutcome = "rejected" if data.decision == "reject" else "changes_requested"
+        await _emit_decided(session, request, decision, outcome, now)
         await _finish(session, request, outcome, actor, now)
         return request
     decisions = await decisions_repo.of_requests([request.id])
     if _approvals_in_stage(decisions, request.current_stage) < stage["required"]:
+        await _emit_decided(session, request, decision, request.status, now)
         return request
     stage["completed_at"] = now.isoformat()
     if request.current_stage + 1 == len(stages):
         request.stages = stages
+        await _emit_decided(session, request, decision, "approved", now)
         await _finish(session, request, "approved", actor, now)
         return request
+    await _emit_decided(session, request, decision, request.status, now)
     request.current_stage += 1
     stages[request.current_stage]["started_at"] = now.isoformat()
     request.stage_started_at = now
     request.stages = stages
     await session.flush()
     return request
+
+
+async def _emit_decided(
+    session: AsyncSession,
+    request: ApprovalRequest,
+    decision: ApprovalDecision,
+    request_status: str,
+    now: datetime,
+) -> None:
+    """`campaign.approval_decided`, before the campaign moves (so a receiver sees the
+    decision, then the `campaign.status_changed` it caused)."""
+    data = CampaignApprovalDecided.model_validate(
+        {
+            "campaign_id": request.campaign_id,
+            "approval_request_id": request.id,
+            "member_id": decision.member_id,
+            "decision": decision.decision,
+            "comment": decision.comment,
+            "request_status": request_status,
+        }
+    )
+    await emit.emit(session, request.workspace_id, data, occurred_at=now)
 
 
 async def get_request(

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record
 from app.campaigns.models import Campaign, CampaignAction
+from app.campaigns.transitions import emit_status_changed
 from app.core.ids import new_id
 from app.sequences.models import Enrollment
 
@@ -175,6 +176,7 @@ async def complete_if_finished(session: AsyncSession, campaign: Campaign, now: d
     campaign.status = "completed"
     campaign.finished_at = now
     campaign.version += 1
+    await emit_status_changed(session, campaign, "running", now)
     await record(
         session,
         campaign.workspace_id,

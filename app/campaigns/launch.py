@@ -35,6 +35,7 @@ from app.campaigns.actions import (
     ensure_action,
 )
 from app.campaigns.models import Campaign
+from app.campaigns.transitions import emit_status_changed
 from app.contacts.models import Contact, ContactConsent, Suppression
 from app.core.errors import FieldError, Unprocessable
 from app.segments.membership import members_query
@@ -42,6 +43,8 @@ from app.sequences.engine.exits import cancel_campaign, pause_campaign, resume_c
 from app.sequences.enrollments.service import enroll_count
 from app.sequences.models import SequenceVersion
 from app.sequences.service import version_for_enrollment
+from app.webhooks import emit
+from app.webhooks.catalogue import CampaignLaunched
 
 Overdue = Literal["send_now", "skip"]
 
@@ -81,6 +84,7 @@ async def schedule(session: AsyncSession, campaign: Campaign, actor: Actor, now:
             "sequence_version_id": str(version.id),
             "sequence_version": version.number,
         },
+        now=now,
     )
 
 
@@ -132,7 +136,12 @@ async def launch(session: AsyncSession, campaign: Campaign, now: datetime) -> in
             "enrolled_count": enrolled,
             "sequence_version_id": str(version.id),
         },
+        now=now,
     )
+    launched = CampaignLaunched(
+        campaign_id=campaign.id, enrolled=enrolled, planned_at=planned, launched_at=now
+    )
+    await emit.emit(session, campaign.workspace_id, launched, occurred_at=now)
     return enrolled
 
 
@@ -144,7 +153,7 @@ async def pause(session: AsyncSession, campaign: Campaign, actor: Actor, now: da
     before = campaign.status
     campaign.status = "paused"
     campaign.version += 1
-    await _audit(session, campaign, actor, "campaign.paused", before, data={"held": held})
+    await _audit(session, campaign, actor, "campaign.paused", before, data={"held": held}, now=now)
 
 
 async def resume(
@@ -164,6 +173,7 @@ async def resume(
         "campaign.resumed",
         before,
         data={"rearmed": rearmed, "overdue": overdue},
+        now=now,
     )
 
 
@@ -178,7 +188,13 @@ async def cancel(session: AsyncSession, campaign: Campaign, actor: Actor, now: d
     campaign.finished_at = now
     campaign.version += 1
     await _audit(
-        session, campaign, actor, "campaign.cancelled", before, data={"exited": len(exited)}
+        session,
+        campaign,
+        actor,
+        "campaign.cancelled",
+        before,
+        data={"exited": len(exited)},
+        now=now,
     )
 
 
@@ -298,7 +314,10 @@ async def _audit(
     before: str,
     *,
     data: dict[str, Any],
+    now: datetime,
 ) -> None:
+    """Audit a status move made here, and emit its `campaign.status_changed`."""
+    await emit_status_changed(session, campaign, before, now)
     await record(
         session,
         campaign.workspace_id,

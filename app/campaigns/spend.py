@@ -18,6 +18,8 @@ from app.campaigns.schemas import SpendCreate
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.pagination import PageParams, PageResult
+from app.webhooks import emit
+from app.webhooks.catalogue import BudgetOverspent
 
 FRACTION_DIGITS = 4
 
@@ -96,7 +98,24 @@ async def record_spend(
             "channel": entry.channel,
         },
     )
+    await _overspent(session, campaign, entry)
     return entry
+
+
+async def _overspent(session: AsyncSession, campaign: Campaign, entry: SpendEntry) -> None:
+    """`budget.overspent` from the entry that first takes spend over the budget: spend
+    before it was within, after it is over (the campaign row is locked, so entries are
+    counted one at a time; a later entry while already over emits nothing)."""
+    budget = campaign.budget_amount
+    if budget is None:
+        return
+    spent = await SpendRepository(session, campaign.workspace_id).total(campaign.id)
+    if not spent - entry.amount <= budget < spent:
+        return
+    data = BudgetOverspent(
+        campaign_id=campaign.id, budget=budget, spent=spent, currency=entry.currency
+    )
+    await emit.emit(session, campaign.workspace_id, data, occurred_at=entry.created_at)
 
 
 async def list_spend(

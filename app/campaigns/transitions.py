@@ -25,6 +25,8 @@ from app.audit.service import Actor
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignRepository
 from app.core.errors import Conflict
+from app.webhooks import emit
+from app.webhooks.catalogue import CampaignStatusChanged
 
 ApprovalOutcome = Literal["approved", "rejected", "changes_requested"]
 
@@ -115,7 +117,21 @@ async def apply(
         changes=audit.diff({"status": before}, {"status": transition.target}),
         data=data,
     )
+    await emit_status_changed(session, campaign, before, now)
     await session.flush()
+
+
+async def emit_status_changed(
+    session: AsyncSession, campaign: Campaign, before: str, now: datetime
+) -> None:
+    """`campaign.status_changed`, in the transaction of the move (every status move calls
+    this: `apply` here, and the launch machinery's own moves)."""
+    if before == campaign.status:
+        return
+    data = CampaignStatusChanged(
+        campaign_id=campaign.id, name=campaign.name, from_status=before, to_status=campaign.status
+    )
+    await emit.emit(session, campaign.workspace_id, data, occurred_at=now)
 
 
 async def approval_finished(

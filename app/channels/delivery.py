@@ -203,12 +203,17 @@ async def _record(
             assert isinstance(error, PermanentError)
             failed.append((message.id, error.reason, error.response))
 
-    await outbox.mark_sent(session, sent, now)
-    spent = await outbox.mark_retry(session, retry, now, settings.channels.max_attempts)
-    permanent = await outbox.mark_final(session, "failed", failed, now)
-    lost = await outbox.mark_final(session, "unknown", unknown, now)
+    marked = await outbox.mark_sent(session, sent, now)
+    spent_rows = await outbox.mark_retry(session, retry, now, settings.channels.max_attempts)
+    permanent_rows = await outbox.mark_final(session, "failed", failed, now)
+    lost_rows = await outbox.mark_final(session, "unknown", unknown, now)
     if deferred:
         await outbox.release(session, [row.id for row in deferred], ratelimit.next_window(now), now)
+    # One emission call for the whole batch (message.sent / failed / unknown).
+    await outbox.emit_settled(session, [*marked, *spent_rows, *permanent_rows, *lost_rows], now)
+    spent = [row.id for row in spent_rows]
+    permanent = [row.id for row in permanent_rows]
+    lost = [row.id for row in lost_rows]
     await _fail_enrollments(session, [*permanent, *spent], now)
 
     report.sent, report.retried = len(sent), len(retry) - len(spent)

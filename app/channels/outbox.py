@@ -17,6 +17,18 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.webhooks import emit
+from app.webhooks.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
+
+# What a settled message's webhook event needs, returned by the statements that settle it.
+_FACTS = """m.id, m.workspace_id, m.contact_id, m.enrollment_id, m.sequence_id, m.campaign_id,
+        m.step_key, m.channel, m.variant, m.error, m.status"""
+_EVENTS: dict[str, type[MessageSent | MessageFailed | MessageUnknown]] = {
+    "sent": MessageSent,
+    "failed": MessageFailed,
+    "unknown": MessageUnknown,
+}
+
 
 @dataclass(frozen=True)
 class Leased:
@@ -28,6 +40,43 @@ class Leased:
     content: dict[str, Any]
     sequence_id: uuid.UUID
     attempts: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A message that reached `sent`, `failed` or `unknown` (the `message.*` payload)."""
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    contact_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    sequence_id: uuid.UUID
+    campaign_id: uuid.UUID | None
+    step_key: str
+    channel: str
+    variant: str | None
+    error: str | None
+    status: str
+
+
+async def emit_settled(session: AsyncSession, settled: Sequence[Settled], now: datetime) -> int:
+    """`message.sent` / `message.failed` / `message.unknown` for a batch, in one call (one
+    subscription query for the batch's workspaces; nothing built when nobody listens)."""
+    if not settled:
+        return 0
+
+    async def build() -> list[emit.Emission]:
+        emissions: list[emit.Emission] = []
+        for row in settled:
+            event = _EVENTS[row.status]
+            extra = {"error": row.error} if event is MessageFailed else {}
+            data: EventData = emit.message_data(event, row, **extra)
+            emissions.append(emit.Emission(row.workspace_id, data, now))
+        return emissions
+
+    workspaces = {row.workspace_id for row in settled}
+    types = {_EVENTS[row.status].TYPE for row in settled}
+    return await emit.emit_lazy(session, workspaces, types, build)
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
@@ -86,11 +135,11 @@ async def mark_sent(
     session: AsyncSession,
     rows: Sequence[tuple[uuid.UUID, str | None, dict[str, Any] | None]],
     now: datetime,
-) -> None:
+) -> list[Settled]:
     if not rows:
-        return
+        return []
     ids, provider_ids, responses = zip(*rows, strict=True)
-    await session.execute(
+    result = await session.execute(
         text(
             """
             UPDATE messages AS m SET status = 'sent', sent_at = :now, attempts = m.attempts + 1,
@@ -99,7 +148,8 @@ async def mark_sent(
             FROM unnest(CAST(:ids AS uuid[]), CAST(:provider_ids AS text[]),
                         CAST(:responses AS text[])) AS v(id, provider_id, response)
             WHERE m.id = v.id AND m.status = 'sending'
-            """
+            RETURNING """
+            + _FACTS
         ),
         {
             "ids": list(ids),
@@ -108,6 +158,7 @@ async def mark_sent(
             "now": now,
         },
     )
+    return [Settled(*row) for row in result.all()]
 
 
 async def mark_retry(
@@ -115,9 +166,9 @@ async def mark_retry(
     rows: Sequence[tuple[uuid.UUID, datetime, str, dict[str, Any] | None]],
     now: datetime,
     max_attempts: int,
-) -> list[uuid.UUID]:
+) -> list[Settled]:
     """Back to queued at each row's retry time, or `failed` once attempts are spent.
-    Returns the ids that failed."""
+    Returns the messages that failed."""
     if not rows:
         return []
     ids, retry_at, errors, responses = zip(*rows, strict=True)
@@ -134,8 +185,8 @@ async def mark_retry(
                         CAST(:errors AS text[]), CAST(:responses AS text[]))
                  AS v(id, retry_at, error, response)
             WHERE m.id = v.id AND m.status = 'sending'
-            RETURNING m.id, m.status
-            """
+            RETURNING """
+            + _FACTS
         ),
         {
             "ids": list(ids),
@@ -146,7 +197,7 @@ async def mark_retry(
             "max": max_attempts,
         },
     )
-    return [row[0] for row in result.all() if row[1] == "failed"]
+    return [Settled(*row) for row in result.all() if row.status == "failed"]
 
 
 async def mark_final(
@@ -154,7 +205,7 @@ async def mark_final(
     status: str,
     rows: Sequence[tuple[uuid.UUID, str, dict[str, Any] | None]],
     now: datetime,
-) -> list[uuid.UUID]:
+) -> list[Settled]:
     """`failed` (permanent error) or `unknown` (SMTP outcome lost): never retried."""
     if not rows:
         return []
@@ -170,8 +221,8 @@ async def mark_final(
             FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
                         CAST(:responses AS text[])) AS v(id, error, response)
             WHERE m.id = v.id AND m.status = 'sending'
-            RETURNING m.id
-            """
+            RETURNING """
+            + _FACTS
         ),
         {
             "status": status,
@@ -181,7 +232,7 @@ async def mark_final(
             "now": now,
         },
     )
-    return [row[0] for row in result.all()]
+    return [Settled(*row) for row in result.all()]
 
 
 async def release(
@@ -248,7 +299,8 @@ async def expire_leases(
     """Stale `sending` rows (the worker died mid-send): SMTP -> `unknown` (the server may
     have accepted it; never resent), idempotent providers -> `queued` now (the receiver
     deduplicates by message id), counted as an attempt so a message that kills its worker
-    every time ends `failed` after `max_attempts`. Returns (id, new status, channel)."""
+    every time ends `failed` after `max_attempts`. Returns (id, new status, channel); the
+    messages that end `unknown` or `failed` emit their webhook events here."""
     rows = await session.execute(
         text(
             """
@@ -274,9 +326,11 @@ async def expire_leases(
                 ORDER BY next_attempt_at LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             )
-            RETURNING m.id, m.status, m.channel
-            """
+            RETURNING """
+            + _FACTS
         ),
         {"now": now, "limit": limit, "max": max_attempts},
     )
-    return [(row[0], row[1], row[2]) for row in rows.all()]
+    expired = [Settled(*row) for row in rows.all()]
+    await emit_settled(session, [row for row in expired if row.status != "queued"], now)
+    return [(row.id, row.status, row.channel) for row in expired]

@@ -23,6 +23,8 @@ from app.core.pagination import PageParams, PageResult
 from app.events import service as events
 from app.events.schemas import EventIn
 from app.sequences.engine.exits import exit_enrollments
+from app.webhooks import emit
+from app.webhooks.catalogue import MessageClicked, MessageOpened
 
 log = structlog.get_logger("herald.channels")
 
@@ -84,7 +86,12 @@ async def _record_event(
 
 async def record_open(session: AsyncSession, settings: Settings, token: str) -> None:
     _, message = await _resolve(session, settings, token, "open")
-    await mark_first(session, message.id, "first_opened_at", utcnow())
+    now = utcnow()
+    await mark_first(session, message.id, "first_opened_at", now)
+    # Every open is emitted (first or not), like every click.
+    await emit.emit(
+        session, message.workspace_id, emit.message_data(MessageOpened, message), occurred_at=now
+    )
     if message.channel == "email":
         await _record_event(session, message, "email.opened")
 
@@ -94,7 +101,10 @@ async def record_click(session: AsyncSession, settings: Settings, token: str) ->
     data, message = await _resolve(session, settings, token, "click")
     if data.url is None:
         raise NotFound("This link is not valid.")
-    await mark_first(session, message.id, "first_clicked_at", utcnow())
+    now = utcnow()
+    await mark_first(session, message.id, "first_clicked_at", now)
+    clicked = emit.message_data(MessageClicked, message, url=data.url)
+    await emit.emit(session, message.workspace_id, clicked, occurred_at=now)
     if message.channel == "email":
         await _record_event(session, message, "email.clicked", data.url)
     return data.url

@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.segments.compiler import CompileContext, SegmentRef, member_ids
-from app.segments.models import Segment
+from app.segments.models import Segment, SegmentMembershipChange
 from app.segments.repository import (
     DirtyContactQueue,
     MembershipRepository,
@@ -47,6 +47,8 @@ from app.segments.rules import (
     parse_rule,
     referenced_segment_ids,
 )
+from app.webhooks import emit
+from app.webhooks.catalogue import SegmentEntered, SegmentLeft
 from app.worker.queue import enqueue
 
 log = structlog.get_logger("herald.segments")
@@ -252,6 +254,7 @@ async def refresh_contacts(
     segments = await repository.every()
     refs = _workspace_refs(segments)
     ctx = CompileContext(workspace_id, now, refs)
+    moved: list[uuid.UUID] = []
     for segment in segments:
         rule = refs[segment.id].rule
         if segment.kind != "dynamic" or rule is None:
@@ -262,6 +265,10 @@ async def refresh_contacts(
             log.warning("segment_rule_not_compilable", segment_id=str(segment.id))
             continue
         await repository.add_to_count(segment.id, moves.entered - moves.left)
+        if moves.entered or moves.left:
+            moved.append(segment.id)
+    if moved:
+        await emit_membership_changes(session, workspace_id, now, segment_ids=moved)
     await queue.forget(pairs)
     return len(ids)
 
@@ -281,7 +288,50 @@ async def refresh_segment(
     moves = await reevaluate(session, workspace_id, segment.id, rule, ctx)
     count = await MembershipRepository(session, workspace_id).count(segment.id)
     await repository.set_refreshed(segment.id, count, now)
+    if moves.entered or moves.left:
+        await emit_membership_changes(session, workspace_id, now, segment_ids=[segment.id])
     return moves
+
+
+async def emit_membership_changes(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    now: datetime,
+    *,
+    segment_ids: Collection[uuid.UUID] | None = None,
+    contact_id: uuid.UUID | None = None,
+) -> int:
+    """`segment.entered` / `segment.left` for the journal rows this transaction wrote at
+    `now` (of these segments, or of this contact), set-wise: one INSERT ... SELECT per type
+    from the journal, none at all when no endpoint listens (one subscription query).
+
+    Call it once after the membership writes of a transaction: the journal rows are found
+    by their instant, which is this transaction's own `now`."""
+    targets = await emit.subscribers_by_type(
+        session, workspace_id, [SegmentEntered.TYPE, SegmentLeft.TYPE]
+    )
+    emitted = 0
+    for event, change in ((SegmentEntered, "entered"), (SegmentLeft, "left")):
+        if not targets[event.TYPE]:
+            continue
+        journal = SegmentMembershipChange
+        conditions = [
+            journal.workspace_id == workspace_id,
+            journal.occurred_at == now,
+            journal.change == change,
+        ]
+        if segment_ids is not None:
+            conditions.append(journal.segment_id.in_(list(segment_ids)))
+        if contact_id is not None:
+            conditions.append(journal.contact_id == contact_id)
+        data = func.jsonb_build_object(
+            "segment_id", journal.segment_id, "contact_id", journal.contact_id
+        )
+        rows = select(data, journal.occurred_at).where(*conditions)
+        emitted += await emit.emit_from_query(
+            session, workspace_id, event, rows, endpoints=targets[event.TYPE]
+        )
+    return emitted
 
 
 def _workspace_refs(segments: Iterable[Segment]) -> dict[uuid.UUID, SegmentRef]:

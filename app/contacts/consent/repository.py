@@ -39,6 +39,17 @@ class ContactConsentRepository:
         )
         return result.scalars().all()
 
+    async def status_of(self, contact_id: uuid.UUID, channel: str) -> str | None:
+        """The current status on one channel (a column read: no ORM object to go stale)."""
+        result = await self.session.execute(
+            select(ContactConsent.status).where(
+                ContactConsent.workspace_id == self.workspace_id,
+                ContactConsent.contact_id == contact_id,
+                ContactConsent.channel == channel,
+            )
+        )
+        return result.scalar_one_or_none()
+
     async def set_if_newer(
         self,
         contact_id: uuid.UUID,
@@ -171,6 +182,21 @@ class SuppressionRepository(WorkspaceRepository[Suppression]):
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def holder(self, channel: str, normalized: str) -> uuid.UUID | None:
+        """The live contact holding this (normalised) address, if any."""
+        column = Contact.email if channel == "email" else Contact.phone
+        result = await self.session.execute(
+            select(Contact.id)
+            .where(
+                Contact.workspace_id == self.workspace_id,
+                column == normalized,
+                Contact.erased_at.is_(None),
+            )
+            .order_by(Contact.id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def by_hash(self, channel: str, address_hash: str) -> Suppression | None:
         result = await self.session.execute(
             self.scoped().where(
@@ -200,10 +226,19 @@ class SuppressionRepository(WorkspaceRepository[Suppression]):
         )
         return result.scalars().all()
 
-    async def mark_erased(self, channel: str, address_hash: str, now: datetime) -> None:
+    async def mark_erased(self, channel: str, address_hash: str, now: datetime) -> bool:
         """Ensure an `erased` entry: a new one, or the existing entry turned into one.
+        True when the address was not suppressed as `erased` before.
 
         The note of an existing entry is dropped (free text may name the person)."""
+        before = await self.session.execute(
+            select(Suppression.reason).where(
+                Suppression.workspace_id == self.workspace_id,
+                Suppression.channel == channel,
+                Suppression.address_hash == address_hash,
+            )
+        )
+        was_erased = before.scalar_one_or_none() == "erased"
         statement = insert(Suppression).values(
             id=new_id(),
             workspace_id=self.workspace_id,
@@ -224,6 +259,7 @@ class SuppressionRepository(WorkspaceRepository[Suppression]):
                 set_={"reason": "erased", "source": "erasure", "note": None},
             )
         )
+        return not was_erased
 
     async def lift_unsubscribed(self, channel: str, address_hash: str) -> bool:
         """Remove an `unsubscribed` entry (only that reason); True when one was removed."""

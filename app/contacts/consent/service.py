@@ -6,9 +6,9 @@ Other domains call `is_suppressed` / `suppressed_addresses` at send time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from app.contacts.consent.addresses import (
     contact_addresses,
     hashes_of,
     lenient_hash,
+    normalize_address,
 )
 from app.contacts.consent.repository import (
     ConsentChangeRepository,
@@ -30,6 +31,8 @@ from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.pagination import PageParams, PageResult
 from app.segments.membership import note_contacts_changed
+from app.webhooks import emit
+from app.webhooks.catalogue import ContactSuppressed, ContactUnsubscribed
 
 RECENT_HISTORY = 20
 
@@ -101,6 +104,8 @@ async def set_consent(
             ],
         )
     ip = str(change.ip) if change.ip is not None else None
+    consents = ContactConsentRepository(session, workspace_id)
+    before = await consents.status_of(contact_id, channel)
     ConsentChangeRepository(session, workspace_id).add(
         ConsentChange(
             contact_id=contact_id,
@@ -111,7 +116,7 @@ async def set_consent(
             changed_at=occurred_at,
         )
     )
-    became_current = await ContactConsentRepository(session, workspace_id).set_if_newer(
+    became_current = await consents.set_if_newer(
         contact_id,
         channel,
         status=change.status,
@@ -120,6 +125,11 @@ async def set_consent(
         changed_at=occurred_at,
     )
     if became_current:
+        if change.status == "unsubscribed" and before != "unsubscribed":
+            unsubscribed = ContactUnsubscribed(
+                contact_id=contact_id, channel=channel, source=change.source
+            )
+            await emit.emit(session, workspace_id, unsubscribed, occurred_at=now)
         await _follow_with_suppression(
             session, workspace_id, contact, channel, status=change.status, source=change.source
         )
@@ -143,9 +153,11 @@ async def _follow_with_suppression(
     suppressions = SuppressionRepository(session, workspace_id)
     key = lenient_hash(channel, address)
     if status == "unsubscribed":
-        await suppressions.insert_if_absent(
+        created = await suppressions.insert_if_absent(
             channel, key, reason="unsubscribed", source=source, note=None, now=utcnow()
         )
+        if created is not None:
+            await emit_suppressed(session, created, contact.id)
     elif status == "subscribed":
         await suppressions.lift_unsubscribed(channel, key)
 
@@ -192,11 +204,45 @@ async def create_suppression(
         data.channel, key, reason=data.reason, source=data.source, note=data.note, now=utcnow()
     )
     if created is not None:
+        normalized = normalize_address(data.channel, data.address)
+
+        async def holder() -> uuid.UUID | None:
+            return await suppressions.holder(data.channel, normalized)
+
+        await emit_suppressed(session, created, holder)
         return created, True
     existing = await suppressions.by_hash(data.channel, key)
     if existing is None:  # pragma: no cover - the conflicting row is visible once committed
         raise Conflict("A concurrent request is suppressing this address; retry.")
     return existing, False
+
+
+async def emit_suppressed(
+    session: AsyncSession,
+    entry: Suppression,
+    contact: uuid.UUID | Callable[[], Awaitable[uuid.UUID | None]] | None,
+) -> int:
+    """`contact.suppressed` for a new entry (every insert into the list calls this). The
+    contact is given, or looked up (a callable) only when an endpoint listens."""
+
+    async def build() -> list[emit.Emission]:
+        contact_id = await contact() if callable(contact) else contact
+        data = ContactSuppressed(contact_id=contact_id, channel=entry.channel, reason=entry.reason)
+        return [emit.Emission(entry.workspace_id, data, entry.created_at)]
+
+    return await emit.emit_lazy(session, [entry.workspace_id], [ContactSuppressed.TYPE], build)
+
+
+async def emit_erased_suppression(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    channel: str,
+    now: datetime,
+) -> None:
+    """`contact.suppressed` (`erased`) for an address an erasure put on the list."""
+    data = ContactSuppressed(contact_id=contact_id, channel=channel, reason="erased")
+    await emit.emit(session, workspace_id, data, occurred_at=now)
 
 
 async def list_suppressions(

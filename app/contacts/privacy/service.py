@@ -39,8 +39,10 @@ from app.contacts.privacy.sections import (
     register_export_section,
 )
 from app.core.clock import utcnow
-from app.segments.membership import note_contacts_changed
+from app.segments.membership import emit_membership_changes, note_contacts_changed
 from app.segments.repository import MembershipRepository, SegmentRepository
+from app.webhooks import emit
+from app.webhooks.catalogue import ContactErased
 
 EXPORT_FORMAT = "herald.contact-export"
 EXPORT_FORMAT_VERSION = 1
@@ -95,7 +97,10 @@ async def erase_contact(
     suppressed: list[tuple[str, str]] = []
     for channel, address in addresses.items():
         key = lenient_hash(channel, address)
-        await suppressions.mark_erased(channel, key, now)
+        if await suppressions.mark_erased(channel, key, now):
+            await consent_service.emit_erased_suppression(
+                session, workspace_id, contact.id, channel, now
+            )
         suppressed.append((channel, key))
 
     removed: dict[str, int] = {}
@@ -112,6 +117,10 @@ async def erase_contact(
     contact.erased_at = erased_at
     await session.flush()
     await note_contacts_changed(session, workspace_id, [contact.id])
+    if not already_erased:
+        await emit.emit(
+            session, workspace_id, ContactErased(contact_id=contact.id), occurred_at=now
+        )
     return Erasure(contact, erased_at, already_erased, suppressed, removed)
 
 
@@ -196,6 +205,10 @@ async def _erase_memberships(session: AsyncSession, context: ErasureContext) -> 
         )
         await segments.add_to_count(row.segment_id, -left)
         removed += left
+    if removed:
+        await emit_membership_changes(
+            session, context.workspace_id, context.now, contact_id=contact_id
+        )
     return {"segment_memberships_removed": removed}
 
 

@@ -19,10 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.core.ids import new_id
 from app.sequences.definition import SendStep, WebhookStep
+from app.sequences.engine.emissions import (
+    FINISHED,
+    Ended,
+    emit_ended,
+    ended_emissions,
+    ended_types,
+)
 from app.sequences.engine.facts import load_facts, template_contents
 from app.sequences.engine.repository import EngineRepository
 from app.sequences.engine.runner import Pass, PassOutput, enter_step
 from app.sequences.engine.versions import ParsedVersion, cached, parsed
+from app.sequences.models import Enrollment
+from app.webhooks import emit
+from app.webhooks.catalogue import MessageFailed
 
 
 @dataclass
@@ -72,7 +82,52 @@ async def advance_batch(
     result.message_ids = [
         row["id"] for row in output.messages if row["id"] in inserted and row["status"] == "queued"
     ]
+    await _emit_batch(
+        session, workspace_id, enrollments=enrollments, output=output, inserted=inserted, now=now
+    )
     return result
+
+
+async def _emit_batch(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    *,
+    enrollments: Collection[Enrollment],
+    output: PassOutput,
+    inserted: set[uuid.UUID],
+    now: datetime,
+) -> None:
+    """The batch's webhook events in one call: enrollments that ended in this pass, and
+    messages that failed before any send (render errors). Nothing ended or failed: no query."""
+    ended = [_ended(enrollment) for enrollment in enrollments if enrollment.state in FINISHED]
+    failed = [row for row in output.messages if row["status"] == "failed" and row["id"] in inserted]
+    if not ended and not failed:
+        return
+    types = ended_types(ended) | ({MessageFailed.TYPE} if failed else set())
+
+    async def build() -> list[emit.Emission]:
+        emissions = await ended_emissions(session, workspace_id, ended, now)
+        emissions += [
+            emit.Emission(
+                workspace_id, emit.message_data(MessageFailed, row, error=row["error"]), now
+            )
+            for row in failed
+        ]
+        return emissions
+
+    await emit.emit_lazy(session, [workspace_id], types, build)
+
+
+def _ended(enrollment: Enrollment) -> Ended:
+    return Ended(
+        enrollment.id,
+        enrollment.contact_id,
+        enrollment.sequence_id,
+        enrollment.sequence_version_id,
+        enrollment.campaign_id,
+        enrollment.state,
+        enrollment.exit_reason,
+    )
 
 
 async def skip_due_sends(
@@ -90,6 +145,7 @@ async def skip_due_sends(
     enrollments = await repo.claim_due(ids, now)
     versions = await _versions(repo, {e.sequence_version_id for e in enrollments})
     rows: list[dict[str, object]] = []
+    completed: list[Ended] = []
     for enrollment in enrollments:
         version = versions[enrollment.sequence_version_id]
         step = version.steps.get(enrollment.step_key or "")
@@ -117,8 +173,10 @@ async def skip_due_sends(
                 now,
                 None,
             )
+            completed.append(_ended(enrollment))
         enrollment.updated_at = now
     await repo.insert_steps(rows)
+    await emit_ended(session, workspace_id, completed, now)
     return len(rows)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import new_id
 from app.sequences.engine.claims import skip_due_sends
+from app.sequences.engine.emissions import Ended, emit_ended
 from app.sequences.engine.repository import EngineRepository
 
 
@@ -106,7 +107,13 @@ async def _end(
                 "occurred_at": now,
                 "message_id": None,
             }
-            for enrollment_id, step_key in rows
+            for enrollment_id, step_key, *_ in rows
         ]
+    )
+    await emit_ended(
+        session,
+        workspace_id,
+        [Ended(row[0], row[2], row[3], row[4], row[5], state, reason) for row in rows],
+        now,
     )
     return [row[0] for row in rows]

@@ -307,8 +307,9 @@ class EngineRepository:
         enrollment_ids: Collection[uuid.UUID] | None = None,
         campaign_id: uuid.UUID | None = None,
         include_paused: bool = True,
-    ) -> list[Row[uuid.UUID, str | None]]:
-        """End live (and paused) enrollments selected by contact, id or campaign."""
+    ) -> list[Row[uuid.UUID, str | None, uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None]]:
+        """End live (and paused) enrollments selected by contact, id or campaign: (id,
+        step_key, contact_id, sequence_id, sequence_version_id, campaign_id) of each."""
         states = (*LIVE_STATES, "paused") if include_paused else LIVE_STATES
         filters = [Enrollment.workspace_id == self.workspace_id, Enrollment.state.in_(states)]
         if contact_ids is not None:
@@ -329,7 +330,14 @@ class EngineRepository:
                 wait_event_type=None,
                 updated_at=now,
             )
-            .returning(Enrollment.id, Enrollment.step_key)
+            .returning(
+                Enrollment.id,
+                Enrollment.step_key,
+                Enrollment.contact_id,
+                Enrollment.sequence_id,
+                Enrollment.sequence_version_id,
+                Enrollment.campaign_id,
+            )
         )
         return list(result.all())
 

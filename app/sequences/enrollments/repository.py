@@ -45,6 +45,36 @@ class EnrollmentRepository(WorkspaceRepository[Enrollment]):
         result = await self.session.execute(self._insert_from(contacts, values))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    def inserting(self, contacts: Select[Any], values: dict[str, Any]) -> Any:
+        """The same insert as a CTE returning the new rows (`id`, `contact_id`,
+        `sequence_id`, `campaign_id`, `started_at`), for a statement that emits webhook
+        events from them (`app.webhooks.emit.emit_from_query`)."""
+        return (
+            self._insert_from(contacts, values)
+            .returning(
+                Enrollment.id,
+                Enrollment.contact_id,
+                Enrollment.sequence_id,
+                Enrollment.campaign_id,
+                Enrollment.started_at,
+            )
+            .cte("inserted_enrollments")
+        )
+
+    def payload_rows(self, ids: list[uuid.UUID]) -> Any:
+        """These enrollments' payload columns, as a subquery."""
+        return (
+            select(
+                Enrollment.id,
+                Enrollment.contact_id,
+                Enrollment.sequence_id,
+                Enrollment.campaign_id,
+                Enrollment.started_at,
+            )
+            .where(Enrollment.workspace_id == self.workspace_id, Enrollment.id.in_(ids))
+            .subquery("started")
+        )
+
     def _insert_from(self, contacts: Select[Any], values: dict[str, Any]) -> Any:
         columns = ["id", "workspace_id", "contact_id", *values]
         source = contacts.subquery()
@@ -59,7 +89,8 @@ class EnrollmentRepository(WorkspaceRepository[Enrollment]):
         )
         return (
             pg_insert(Enrollment)
-            .from_select(columns, selected)
+            # Server defaults only: python-side ones are not evaluated inside a CTE (emission).
+            .from_select(columns, selected, include_defaults=False)
             .on_conflict_do_nothing(index_elements=_LIVE_KEY, index_where=text(UNFINISHED))
         )
 

@@ -17,6 +17,7 @@ from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
+from app.sequences.engine.emissions import started_data, started_rows
 from app.sequences.engine.exits import exit_by_id
 from app.sequences.engine.scheduler import Batch, schedule
 from app.sequences.engine.versions import parsed
@@ -28,6 +29,8 @@ from app.sequences.enrollments.repository import (
 )
 from app.sequences.enrollments.schemas import EnrollmentCreate
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
+from app.webhooks import emit
+from app.webhooks.catalogue import EnrollmentStarted
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ async def enroll(
         return Started(existing, False)
     # The first step runs right after commit instead of at the next scan.
     schedule(session, Batch(workspace_id, [created_id], now), now, "start")
-    return Started(await repo.get_or_404(created_id), True)
+    created = await repo.get_or_404(created_id)
+    await emit.emit(session, workspace_id, started_data(created, version.number), occurred_at=now)
+    return Started(created, True)
 
 
 async def enroll_contacts(
@@ -82,7 +87,19 @@ async def enroll_contacts(
     already enrolled keep their enrollment, so launching twice enrolls nobody twice. The
     scheduler scan picks the new rows up (they are due now)."""
     values = enrollment_columns(version, utcnow(), campaign_id, source)
-    return await EnrollmentRepository(session, workspace_id).insert_from(contacts, values)
+    repo = EnrollmentRepository(session, workspace_id)
+    endpoints = await emit.subscribers_of(session, workspace_id, EnrollmentStarted.TYPE)
+    ids = await repo.insert_from(contacts, values)
+    if endpoints and ids:
+        rows = repo.payload_rows(ids)
+        await emit.emit_from_query(
+            session,
+            workspace_id,
+            EnrollmentStarted,
+            started_rows(rows, version.number),
+            endpoints=endpoints,
+        )
+    return ids
 
 
 async def enroll_count(
@@ -94,9 +111,22 @@ async def enroll_count(
     campaign_id: uuid.UUID | None,
     source: str,
 ) -> int:
-    """`enroll_contacts` answering only how many it enrolled."""
+    """`enroll_contacts` answering only how many it enrolled. With an endpoint subscribed
+    to `enrollment.started`, the same single statement also writes one event per new
+    enrollment (and its deliveries): set-wise, whatever the audience's size."""
     values = enrollment_columns(version, utcnow(), campaign_id, source)
-    return await EnrollmentRepository(session, workspace_id).count_from(contacts, values)
+    repo = EnrollmentRepository(session, workspace_id)
+    endpoints = await emit.subscribers_of(session, workspace_id, EnrollmentStarted.TYPE)
+    if not endpoints:
+        return await repo.count_from(contacts, values)
+    inserted = repo.inserting(contacts, values)
+    return await emit.emit_from_query(
+        session,
+        workspace_id,
+        EnrollmentStarted,
+        started_rows(inserted, version.number),
+        endpoints=endpoints,
+    )
 
 
 async def list_enrollments(
