@@ -20,6 +20,7 @@ from app.channels.providers.base import (
 )
 from app.config import HttpProviderSettings
 from app.core.clock import utcnow
+from app.webhooks.ssrf import DestinationRefused, DestinationUnresolved, GuardPolicy, guarded_post
 
 EXCERPT_BYTES = 1024
 # A Retry-After further away than this is clamped (a peer cannot park a message for months).
@@ -49,19 +50,40 @@ async def post_classified(
     body: bytes,
     headers: dict[str, str],
     timeout_seconds: float,
+    *,
+    guard: GuardPolicy | None = None,
 ) -> SendResult:
     """POST without following redirects; 2xx is success, 5xx/429/timeouts/connection errors
     are retryable, anything else (3xx, other 4xx) is permanent. The answer is recorded as
-    {status_code, latency_ms, excerpt}."""
+    {status_code, latency_ms, excerpt}.
+
+    With a `guard` (webhook steps: URLs chosen by tenants) the POST goes through the SSRF guard:
+    a refused destination is permanent, a name that does not resolve is retryable. Without
+    one (the operator's configured provider URL) it is a plain POST."""
     started = time.perf_counter()
+    all_headers = {"Content-Type": "application/json", **headers}
     try:
-        answer = await client.post(
-            url,
-            content=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=timeout_seconds,
-            follow_redirects=False,
-        )
+        if guard is None:
+            answer = await client.post(
+                url,
+                content=body,
+                headers=all_headers,
+                timeout=timeout_seconds,
+                follow_redirects=False,
+            )
+        else:
+            answer = await guarded_post(
+                client,
+                url,
+                content=body,
+                headers=all_headers,
+                timeout=timeout_seconds,
+                policy=guard,
+            )
+    except DestinationUnresolved as error:
+        raise RetryableError(f"destination refused: {error}") from error
+    except DestinationRefused as error:
+        raise PermanentError(f"destination refused: {error}") from error
     except httpx.TimeoutException as error:
         raise RetryableError(f"timeout: {type(error).__name__}") from error
     except httpx.TransportError as error:

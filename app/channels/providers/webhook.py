@@ -5,37 +5,33 @@ from __future__ import annotations
 
 import binascii
 import json
-from urllib.parse import urlsplit
 
 import httpx
 
 from app.channels.providers.base import OutboundMessage, PermanentError, Provider, SendResult
 from app.channels.providers.http import now_epoch, post_classified
 from app.channels.signing import signed_headers
+from app.webhooks.ssrf import GuardPolicy
 
 WEBHOOK_TIMEOUT_SECONDS = 15.0
 
 
-def check_destination(url: str) -> None:
-    """SSRF hook: the outbound webhooks work will refuse private, loopback and link-local
-    destinations here (unless allowed by configuration). For now: http(s) URLs only."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise PermanentError(f"not an http(s) URL: {url[:200]}")
-
-
 class WebhookProvider(Provider):
+    """Webhook step URLs are chosen by tenants: every call goes through the SSRF guard
+    (app/webhooks/ssrf.py, docs/ssrf.md). Without a policy the strictest one applies (no
+    private, loopback or link-local destination at all)."""
+
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, policy: GuardPolicy | None = None) -> None:
         self.client = client
+        self.policy = policy if policy is not None else GuardPolicy()
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if not message.recipient:
             raise PermanentError("the webhook step has no URL")
         if not message.signing_secret:
             raise PermanentError("the sequence has no signing secret")
-        check_destination(message.recipient)
         body = json.dumps(
             message.content.get("payload"), ensure_ascii=False, separators=(",", ":")
         ).encode()
@@ -44,6 +40,11 @@ class WebhookProvider(Provider):
         except (binascii.Error, ValueError) as error:
             raise PermanentError("the sequence's signing secret is not valid base64") from error
         result = await post_classified(
-            self.client, message.recipient, body, headers, WEBHOOK_TIMEOUT_SECONDS
+            self.client,
+            message.recipient,
+            body,
+            headers,
+            WEBHOOK_TIMEOUT_SECONDS,
+            guard=self.policy,
         )
         return SendResult(str(message.id), result.response)
