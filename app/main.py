@@ -31,6 +31,7 @@ from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.core.openapi import build_openapi
 from app.core.state import AppState
 from app.events.router import router as events_router
+from app.experiments.router import router as experiments_router
 from app.inbound.router import router as inbound_router
 from app.ops.router import router as ops_router
 from app.segments.router import router as segments_router
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(approvals_router)
     app.include_router(campaigns_router)
+    app.include_router(experiments_router)
     app.include_router(webhooks_router)
     app.include_router(inbound_router)
     register_webhooks(app)

@@ -17,6 +17,7 @@ from app.contacts import tasks as contacts_tasks
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.events import tasks as events_tasks
+from app.experiments import tasks as experiments_tasks
 from app.segments import tasks as segments_tasks
 from app.sequences import tasks as sequences_tasks
 from app.webhooks import tasks as webhooks_tasks
@@ -33,6 +34,7 @@ FUNCTIONS: list[Any] = [
     *sequences_tasks.TASKS,
     *campaigns_tasks.TASKS,
     *webhooks_tasks.TASKS,
+    *experiments_tasks.TASKS,
 ]
 CRON_JOBS = [
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
@@ -43,6 +45,7 @@ CRON_JOBS = [
     *sequences_tasks.CRON_JOBS,
     *campaigns_tasks.CRON_JOBS,
     *webhooks_tasks.CRON_JOBS,
+    *experiments_tasks.CRON_JOBS,
 ]
 
 
