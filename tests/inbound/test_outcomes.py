@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.channels.models import Message
 from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
@@ -27,6 +28,7 @@ from tests.inbound.conftest import (
     message,
     post_ok,
     send_email,
+    send_emails,
 )
 from tests.sequences.engine import support
 from tests.sequences.engine.support import Factory
@@ -420,3 +422,22 @@ async def test_erased_contact_updates_the_message_only(
     async with session_factory() as session:
         events = (await session.execute(select(Event))).scalars().all()
     assert events == []
+
+
+async def test_shared_provider_message_id_is_not_guessed(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
+) -> None:
+    clock.freeze(NOW)
+    a, b = await send_emails(
+        client, tenant, settings, session_factory, ["one@example.com", "two@example.com"]
+    )
+    async with transaction(session_factory) as session:
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_([a.message.id, b.message.id]))
+            .values(provider_message_id="shared-id")
+        )
+    answer = await post_ok(client, GENERIC, {"type": "bounced", "provider_message_id": "shared-id"})
+    assert answer["results"][0]["status"] == "unknown_message"
+    for sent in (a, b):
+        assert (await message(session_factory, sent.message_id)).status == "sent"
