@@ -254,6 +254,8 @@ def _host(parts: SplitResult) -> str:
     if not host:
         raise DestinationRefused("the URL has no host")
     if parts.netloc.startswith("[") or ":" in host:
+        if ":" not in host:  # [v1.x] (IPvFuture) or other bracketed non-IPv6
+            raise DestinationRefused("the URL's host is not a valid IPv6 address")
         return host  # an IPv6 literal, validated by _literal
     if not host.isascii():
         try:
