@@ -33,6 +33,7 @@ from app.core.state import AppState
 from app.events.router import router as events_router
 from app.experiments.router import router as experiments_router
 from app.inbound.router import router as inbound_router
+from app.metrics.router import router as metrics_router
 from app.ops.router import router as ops_router
 from app.segments.router import router as segments_router
 from app.sequences.enrollments.router import router as enrollments_router
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(approvals_router)
     app.include_router(campaigns_router)
+    app.include_router(metrics_router)
     app.include_router(experiments_router)
     app.include_router(webhooks_router)
     app.include_router(inbound_router)

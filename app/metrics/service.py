@@ -133,6 +133,13 @@ async def _totals(session: AsyncSession, wide: Subquery) -> dict[str, Decimal]:
     return rows[0][1] if rows else {}
 
 
+async def require_campaign(
+    session: AsyncSession, workspace_id: uuid.UUID, campaign_id: uuid.UUID
+) -> None:
+    """404 unless the campaign exists in the workspace."""
+    await campaigns.get_campaign(session, workspace_id, campaign_id)
+
+
 async def campaign_totals(
     session: AsyncSession, workspace_id: uuid.UUID, campaign_id: uuid.UUID
 ) -> Figures:

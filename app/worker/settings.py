@@ -18,6 +18,7 @@ from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.events import tasks as events_tasks
 from app.experiments import tasks as experiments_tasks
+from app.metrics import tasks as metrics_tasks
 from app.segments import tasks as segments_tasks
 from app.sequences import tasks as sequences_tasks
 from app.webhooks import tasks as webhooks_tasks
@@ -34,6 +35,7 @@ FUNCTIONS: list[Any] = [
     *sequences_tasks.TASKS,
     *campaigns_tasks.TASKS,
     *webhooks_tasks.TASKS,
+    *metrics_tasks.TASKS,
     *experiments_tasks.TASKS,
 ]
 CRON_JOBS = [
@@ -45,6 +47,7 @@ CRON_JOBS = [
     *sequences_tasks.CRON_JOBS,
     *campaigns_tasks.CRON_JOBS,
     *webhooks_tasks.CRON_JOBS,
+    *metrics_tasks.CRON_JOBS,
     *experiments_tasks.CRON_JOBS,
 ]
 
