@@ -1,0 +1,140 @@
+"""Emissions of contacts and segments (issue 6 items 2-3): `contact.unsubscribed`,
+`contact.suppressed` (every insert into the list), `contact.erased`, and `segment.entered` /
+`segment.left` from the membership journal, set-wise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from app.config import Settings
+from app.core.clock import clock
+from tests.campaigns import launch_support
+from tests.fixtures.tenants import Tenant
+from tests.sequences.engine import support
+from tests.sequences.engine.support import Factory
+from tests.webhooks.emissions_support import count, events, of_type, subscribe
+
+PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
+
+
+async def test_unsubscribe_suppresses_once(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
+) -> None:
+    await subscribe(session_factory, tenant, ["contact.*"])
+    contact_id = await support.contact(client, tenant, email="ana@acme.example")
+    url = f"/v1/contacts/{contact_id}/consent/email"
+    for source in ("preference_center", "support"):  # the second changes nothing
+        body = {"status": "unsubscribed", "source": source}
+        assert (await client.put(url, json=body, headers=tenant.headers)).status_code == 200
+    body = {"status": "subscribed", "source": "form"}
+    assert (await client.put(url, json=body, headers=tenant.headers)).status_code == 200
+
+    found = await events(session_factory, tenant)
+    assert found == [
+        (
+            "contact.unsubscribed",
+            {"contact_id": contact_id, "channel": "email", "source": "preference_center"},
+        ),
+        (
+            "contact.suppressed",
+            {"contact_id": contact_id, "channel": "email", "reason": "unsubscribed"},
+        ),
+    ]
+
+
+async def test_manual_suppressions_name_the_contact_holding_the_address(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
+) -> None:
+    await subscribe(session_factory, tenant, ["contact.suppressed"])
+    contact_id = await support.contact(client, tenant, email="ana@acme.example")
+    for address in ("  ANA@acme.example", "nobody@acme.example", "ana@acme.example"):
+        response = await client.post(
+            "/v1/suppressions",
+            json={"channel": "email", "address": address, "reason": "manual"},
+            headers=tenant.headers,
+        )
+        assert response.status_code in (200, 201), response.text
+
+    found = of_type(await events(session_factory, tenant), "contact.suppressed")
+    assert found == [  # the repeat of an existing entry is not a new suppression
+        {"contact_id": contact_id, "channel": "email", "reason": "manual"},
+        {"contact_id": None, "channel": "email", "reason": "manual"},
+    ]
+
+
+async def test_erasure_emits_erased_suppressed_and_segment_left(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
+) -> None:
+    contact_id = await support.contact(
+        client, tenant, email="ana@acme.example", phone="+4915112345678"
+    )
+    segment = await launch_support.static_segment(client, tenant, [contact_id])
+    await subscribe(session_factory, tenant, ["contact.*", "segment.*"])
+    for _ in range(2):  # erasing again re-runs the scrubs, emits nothing new
+        erased = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+        assert erased.status_code == 200, erased.text
+
+    found = await events(session_factory, tenant)
+    assert sorted(found, key=lambda item: (item[0], str(item[1]))) == [
+        ("contact.erased", {"contact_id": contact_id}),
+        ("contact.suppressed", {"contact_id": contact_id, "channel": "email", "reason": "erased"}),
+        ("contact.suppressed", {"contact_id": contact_id, "channel": "sms", "reason": "erased"}),
+        ("segment.left", {"segment_id": segment, "contact_id": contact_id}),
+    ]
+
+
+async def test_dynamic_segments_emit_entered_and_left_set_wise(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
+) -> None:
+    clock.freeze()
+    await subscribe(session_factory, tenant, ["segment.entered", "segment.left"])
+    created = await client.post(
+        "/v1/segments",
+        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    segment = created.json()["id"]
+    pro = [
+        await support.contact(
+            client, tenant, email=f"p{i}@acme.example", attributes={"plan": "pro"}
+        )
+        for i in range(3)
+    ]
+    await support.contact(client, tenant, email="free@acme.example", attributes={"plan": "free"})
+    await support.run_jobs(settings)
+    clock.advance(timedelta(seconds=1))
+    changed = await client.patch(
+        f"/v1/contacts/{pro[0]}", json={"attributes": {"plan": "free"}}, headers=tenant.headers
+    )
+    assert changed.status_code == 200, changed.text
+    await support.run_jobs(settings)
+
+    found = await events(session_factory, tenant)
+    entered = of_type(found, "segment.entered")
+    assert sorted(d["contact_id"] for d in entered) == sorted(pro)
+    assert {d["segment_id"] for d in entered} == {segment}
+    assert of_type(found, "segment.left") == [{"segment_id": segment, "contact_id": pro[0]}]
+
+
+async def test_contact_changes_without_endpoints_store_nothing(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
+) -> None:
+    await subscribe(session_factory, tenant, ["campaign.*"], enabled=True)
+    await subscribe(session_factory, tenant, ["*"], enabled=False)
+    await client.post(
+        "/v1/segments",
+        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
+        headers=tenant.headers,
+    )
+    contact_id = await support.contact(
+        client, tenant, email="ana@acme.example", attributes={"plan": "pro"}
+    )
+    await support.run_jobs(settings)
+    body = {"status": "unsubscribed", "source": "form"}
+    await client.put(f"/v1/contacts/{contact_id}/consent/email", json=body, headers=tenant.headers)
+    await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
+
+    assert await count(session_factory) == 0
