@@ -18,6 +18,7 @@ UNAUTHENTICATED = {
     "/v1/t/o/{token}",
     "/v1/t/c/{token}",
     "/v1/unsubscribe/{token}",
+    "/v1/inbound/{provider}",
 }
 
 
