@@ -14,6 +14,7 @@ from app.channels.providers.log import LogProvider
 from app.channels.providers.smtp import SmtpProvider
 from app.channels.providers.webhook import WebhookProvider
 from app.config import Settings
+from app.webhooks.ssrf import GuardPolicy
 
 
 def provider_name(settings: Settings, channel: str) -> str:
@@ -31,5 +32,5 @@ def provider_for(settings: Settings, http: httpx.AsyncClient, name: str) -> Prov
     if name == "http":
         return HttpProvider(channels.http, http)
     if name == "webhook":
-        return WebhookProvider(http)
+        return WebhookProvider(http, GuardPolicy.from_settings(settings.webhooks))
     return LogProvider()
