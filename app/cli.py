@@ -18,6 +18,8 @@ workspaces_cli = typer.Typer(help="Create workspaces.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(workspaces_cli, name="workspaces")
 cli.add_typer(keys_cli, name="keys")
+metrics_cli = typer.Typer(help="Campaign metrics administration.", no_args_is_help=True)
+cli.add_typer(metrics_cli, name="metrics")
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -178,6 +180,32 @@ def keys_revoke(
     settings = load_settings()
     asyncio.run(revoke_key(_database_url(settings), workspace, key_id))
     typer.echo(f"revoked {key_id}")
+
+
+@metrics_cli.command("recount")
+def metrics_recount(
+    workspace: Annotated[uuid.UUID | None, typer.Option(help="Only this workspace.")] = None,
+    campaign: Annotated[uuid.UUID | None, typer.Option(help="Only this campaign.")] = None,
+    fix: Annotated[bool, typer.Option(help="Rewrite rollups from the recount.")] = False,
+) -> None:
+    """Recount metrics from raw rows and compare with the rollups; exit 1 on differences."""
+    from app.metrics.admin import recount_command
+    from app.metrics.repository import Scope
+
+    if campaign is not None and workspace is None:
+        typer.echo("--campaign needs --workspace", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    scope = Scope(workspace, campaign)
+    differences = asyncio.run(recount_command(_database_url(settings), scope, fix=fix))
+    for d in differences:
+        key = " ".join(f"{k}={v}" for k, v in d.key.items())
+        typer.echo(f"{key} {d.metric}: stored {d.stored} recounted {d.recounted}")
+    if not differences:
+        typer.echo("metrics agree with the raw rows")
+        return
+    typer.echo(f"{len(differences)} differences" + (" (fixed)" if fix else ""))
+    raise typer.Exit(1)
 
 
 def main() -> None:
