@@ -23,7 +23,9 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Uuid,
     and_,
+    any_,
     case,
     cast,
     delete,
@@ -36,6 +38,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
@@ -200,6 +203,11 @@ async def take_pending(session: AsyncSession, cutoff: datetime, limit: int) -> l
         .returning(MetricPendingEvent.event_id)
     )
     return list(result.scalars())
+
+
+def event_ids_filter(ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
+    """`events.id = ANY(:ids)`: one array parameter, however many ids."""
+    return Event.id == any_(literal(list(ids), ARRAY(Uuid())))
 
 
 async def insert_facts(

@@ -18,7 +18,6 @@ from app.campaigns import service as campaigns
 from app.config import Settings
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
-from app.events.models import Event
 from app.metrics import repository as repo
 from app.metrics.repository import Key, Scope
 from app.metrics.schemas import (
@@ -71,7 +70,7 @@ async def fold(session: AsyncSession, config: MetricsSettings, now: datetime) ->
     while True:
         ids = await repo.take_pending(session, cutoff, config.pending_batch)
         if ids:
-            await repo.insert_facts(session, Event.id.in_(ids))
+            await repo.insert_facts(session, repo.event_ids_filter(ids))
         result.events += len(ids)
         if len(ids) < config.pending_batch:
             break
