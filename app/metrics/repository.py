@@ -332,9 +332,25 @@ def _events_filter(scope: Scope) -> ColumnElement[bool]:
 
 
 def recount_wide(scope: Scope) -> Subquery:
-    """Figures recomputed from raw rows only: messages, enrollments, events."""
+    """Figures recomputed from raw rows only: messages, enrollments, events. One exception:
+    tracking events whose properties were scrubbed by an erasure no longer name their
+    message, so their stored facts stand in for them."""
     facts = facts_select(_events_filter(scope), scope.campaign_id).subquery("raw_facts")
-    return union_all(_raw_select(_raw_rows(scope)), _facts_wide(facts)).subquery("recount")
+    table = _table(MetricEventFact)
+    scrubbed = _facts_wide(table).where(
+        table.c.kind.in_(["open", "click", "reply"]),
+        exists().where(
+            Event.id == table.c.event_id,
+            ~Event.properties.has_key("message_id"),
+        ),
+    )
+    if scope.workspace_id is not None:
+        scrubbed = scrubbed.where(table.c.workspace_id == scope.workspace_id)
+    if scope.campaign_id is not None:
+        scrubbed = scrubbed.where(table.c.campaign_id == scope.campaign_id)
+    return union_all(_raw_select(_raw_rows(scope)), _facts_wide(facts), scrubbed).subquery(
+        "recount"
+    )
 
 
 def segment_wide(scope: Scope, segment_id: uuid.UUID) -> Subquery:

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction
+from app.events.models import Event
 from app.metrics import service
 from app.metrics.models import MetricDelta, MetricPendingEvent, MetricRollup
 from app.metrics.schemas import MetricsSettings
@@ -182,6 +183,17 @@ async def test_deletions_follow_erasure(world: World) -> None:
     assert (totals.enrolled, totals.sent, totals.converted) == (3, 2, 1)
     assert (totals.opened.total, totals.revenue) == (1, Decimal("20"))
     await world.fold()
+    assert await world.recount() == []
+
+
+async def test_erasure_scrubbing_properties_keeps_counts(world: World) -> None:
+    data = await build_scenario(world)
+    await world.fold()
+    async with transaction(world.factory) as session:
+        await session.execute(
+            update(Event).where(Event.contact_id == data["contacts"][0]).values(properties={})
+        )
+    assert dump((await world.stats()).totals) == EXPECTED_TOTALS
     assert await world.recount() == []
 
 
