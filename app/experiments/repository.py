@@ -156,30 +156,34 @@ class ExperimentRepository(WorkspaceRepository[ExperimentLook]):
         ]
         if before is not None:
             conditions.append(Message.created_at < before)
+        columns = [
+            Message.variant,
+            Message.contact_id,
+            Message.first_opened_at.is_not(None).label("opened"),
+            Message.first_clicked_at.is_not(None).label("clicked"),
+            Message.replied_at.is_not(None).label("replied"),
+        ]
         if with_conversions:
+            # The latest conversion per contact, computed once and hash-joined: "a conversion
+            # at or after the send" is "the latest conversion is at or after the send".
             conversions = conversions_query(
                 workspace_id=self.workspace_id, campaign_ids=[campaign_id]
             ).subquery("conversions")
-            converted: ColumnElement[bool] = exists().where(
-                and_(
-                    conversions.c.contact_id == Message.contact_id,
-                    conversions.c.occurred_at >= Message.sent_at,
+            latest = (
+                select(
+                    conversions.c.contact_id,
+                    func.max(conversions.c.occurred_at).label("occurred_at"),
                 )
+                .group_by(conversions.c.contact_id)
+                .subquery("latest")
+            )
+            converted = func.coalesce(latest.c.occurred_at >= Message.sent_at, False)
+            joined = select(*columns, converted.label("converted")).outerjoin(
+                latest, latest.c.contact_id == Message.contact_id
             )
         else:
-            converted = literal(False)
-        exposures = (
-            select(
-                Message.variant,
-                Message.contact_id,
-                Message.first_opened_at.is_not(None).label("opened"),
-                Message.first_clicked_at.is_not(None).label("clicked"),
-                Message.replied_at.is_not(None).label("replied"),
-                converted.label("converted"),
-            )
-            .where(*conditions)
-            .subquery("exposures")
-        )
+            joined = select(*columns, literal(False).label("converted"))
+        exposures = joined.where(*conditions).subquery("exposures")
         contact = exposures.c.contact_id
 
         def unique(flag: ColumnElement[bool]) -> ColumnElement[int]:

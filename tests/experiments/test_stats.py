@@ -192,7 +192,7 @@ def test_aa_false_positive_rate_with_repeated_looks(rate: float) -> None:
         naive += hit_naive
     tolerance = 3 * math.sqrt(ALPHA * (1 - ALPHA) / EXPERIMENTS)
     assert sequential / EXPERIMENTS <= ALPHA + tolerance
-    assert naive / EXPERIMENTS > 2 * ALPHA  # ~0.25-0.32 here
+    assert naive / EXPERIMENTS > 4 * ALPHA  # ~0.32-0.34 here
 
 
 def test_confidence_sequence_covers_the_true_difference() -> None:
