@@ -116,9 +116,7 @@ class WebhookDelivery(WorkspaceEntity, Base):
     endpoint_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
     )
-    event_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("webhook_events.id", ondelete="CASCADE")
-    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16))  # pending, succeeded, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

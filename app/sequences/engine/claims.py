@@ -29,6 +29,7 @@ from app.sequences.engine.emissions import (
 from app.sequences.engine.facts import load_facts, template_contents
 from app.sequences.engine.repository import EngineRepository
 from app.sequences.engine.runner import Pass, PassOutput, enter_step
+from app.sequences.engine.variants import declared_winners
 from app.sequences.engine.versions import ParsedVersion, cached, parsed
 from app.sequences.models import Enrollment
 from app.webhooks import emit
@@ -57,6 +58,7 @@ async def advance_batch(
         return BatchResult()
     versions = await _versions(repo, {e.sequence_version_id for e in enrollments})
     facts = await load_facts(repo, {e.contact_id for e in enrollments}, versions.values(), now)
+    facts.winners = await declared_winners(session, workspace_id, enrollments, versions)
     output = PassOutput()
     pins = {pin for version in versions.values() for pin in version.pins.values()}
     output.templates = await template_contents(session, workspace_id, pins)

@@ -33,6 +33,8 @@ class BatchFacts:
     sends: dict[tuple[uuid.UUID, str], list[datetime]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # (campaign, step) -> declared experiment winner the remaining contacts get
+    winners: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
 
     def address(self, contact: Contact, channel: str) -> str | None:
         return contact.email if channel == "email" else contact.phone

@@ -162,7 +162,9 @@ class Pass:
             return self.goto(step.next)
         variant = None
         if step.variants:
-            variant = pick_variant(step.variants, self.contact.id, step.key).key
+            campaign_id = self.enrollment.campaign_id
+            winner = self.facts.winners.get((campaign_id, step.key)) if campaign_id else None
+            variant = pick_variant(step.variants, self.contact.id, step.key, winner=winner).key
         pinned = self.version.pins.get((step.key, variant))
         message_id = new_id()
         template = self.output.templates.get(pinned) if pinned else None
