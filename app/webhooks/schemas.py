@@ -260,7 +260,23 @@ class TestSend(RequestModel):
     ] = "Hello from Herald."
 
 
+_EVENT_TYPE_EXAMPLE: dict[str, Any] = {
+    "type": "campaign.launched",
+    "version": 1,
+    "summary": "A campaign launched",
+    "description": "A campaign started running.",
+    "example": {
+        "type": "campaign.launched",
+        "version": 1,
+        "timestamp": _TIME,
+        "data": {"campaign_id": _ID, "enrolled": 10},
+    },
+}
+
+
 class EventTypeOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVENT_TYPE_EXAMPLE]})
+
     type: str
     version: int
     summary: str
@@ -269,27 +285,6 @@ class EventTypeOut(ResponseModel):
 
 
 class EventTypeList(ResponseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "data": [
-                        {
-                            "type": "campaign.launched",
-                            "version": 1,
-                            "summary": "A campaign launched",
-                            "description": "A campaign started running.",
-                            "example": {
-                                "type": "campaign.launched",
-                                "version": 1,
-                                "timestamp": _TIME,
-                                "data": {"campaign_id": _ID, "enrolled": 10},
-                            },
-                        }
-                    ]
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [_EVENT_TYPE_EXAMPLE]}]})
 
     data: list[EventTypeOut]
