@@ -265,11 +265,23 @@ def _table_wide(model: type[MetricRollup] | type[MetricDelta], scope: Scope) -> 
     return statement
 
 
-def _pending_wide(scope: Scope, contacts: Any | None = None) -> Select[Any]:
-    queued = select(MetricPendingEvent.event_id)
+async def pending_ids(session: AsyncSession, scope: Scope) -> list[uuid.UUID]:
+    """Queued events of the scope's workspace (a short list while the fold keeps up). Read
+    first and passed as an array, so the facts query starts from them, not from `events`."""
+    statement = select(MetricPendingEvent.event_id)
     if scope.workspace_id is not None:
-        queued = queued.where(MetricPendingEvent.workspace_id == scope.workspace_id)
-    facts = facts_select(Event.id.in_(queued), scope.campaign_id).subquery("pending")
+        statement = statement.where(MetricPendingEvent.workspace_id == scope.workspace_id)
+    return list((await session.execute(statement)).scalars())
+
+
+def _pending_wide(
+    scope: Scope, pending: Sequence[uuid.UUID], contacts: Any | None = None
+) -> Select[Any] | None:
+    """Facts of queued events, computed now, minus any already stored (a fold may have
+    committed since `pending` was read)."""
+    if not pending:
+        return None
+    facts = facts_select(event_ids_filter(pending), scope.campaign_id).subquery("pending")
     stored = MetricEventFact
     wide = _facts_wide(facts).where(
         ~exists().where(
@@ -283,11 +295,13 @@ def _pending_wide(scope: Scope, contacts: Any | None = None) -> Select[Any]:
     return wide
 
 
-def stored_wide(scope: Scope) -> Subquery:
+def stored_wide(scope: Scope, pending: Sequence[uuid.UUID]) -> Subquery:
     """Current figures: rollups + unfolded deltas + facts of queued events."""
-    return union_all(
-        _table_wide(MetricRollup, scope), _table_wide(MetricDelta, scope), _pending_wide(scope)
-    ).subquery("stored")
+    parts = [_table_wide(MetricRollup, scope), _table_wide(MetricDelta, scope)]
+    queued = _pending_wide(scope, pending)
+    if queued is not None:
+        parts.append(queued)
+    return union_all(*parts).subquery("stored")
 
 
 def _scope_where(alias: str, scope: Scope, contacts_sql: str | None = None) -> str:
@@ -353,7 +367,7 @@ def recount_wide(scope: Scope) -> Subquery:
     )
 
 
-def segment_wide(scope: Scope, segment_id: uuid.UUID) -> Subquery:
+def segment_wide(scope: Scope, segment_id: uuid.UUID, pending: Sequence[uuid.UUID]) -> Subquery:
     """Current figures of the contacts now in a segment (raw messages and enrollments, stored
     and queued facts): the segment breakdown is computed at read time."""
     members_sql = (
@@ -372,9 +386,11 @@ def segment_wide(scope: Scope, segment_id: uuid.UUID) -> Subquery:
         table.c.campaign_id == scope.campaign_id,
         table.c.contact_id.in_(members_core),
     )
-    return union_all(
-        raw_select, stored_facts, _pending_wide(scope, contacts=members_core)
-    ).subquery("segment")
+    parts = [raw_select, stored_facts]
+    queued = _pending_wide(scope, pending, contacts=members_core)
+    if queued is not None:
+        parts.append(queued)
+    return union_all(*parts).subquery("segment")
 
 
 async def figures(

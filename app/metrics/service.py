@@ -142,7 +142,8 @@ async def require_campaign(
 async def campaign_totals(
     session: AsyncSession, workspace_id: uuid.UUID, campaign_id: uuid.UUID
 ) -> Figures:
-    wide = repo.stored_wide(Scope(workspace_id, campaign_id))
+    scope = Scope(workspace_id, campaign_id)
+    wide = repo.stored_wide(scope, await repo.pending_ids(session, scope))
     return Figures(**to_figures(await _totals(session, wide)))
 
 
@@ -154,14 +155,15 @@ async def campaign_stats(
 ) -> CampaignStats:
     campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
     scope = Scope(workspace_id, campaign.id)
-    wide = repo.stored_wide(scope)
+    pending = await repo.pending_ids(session, scope)
+    wide = repo.stored_wide(scope, pending)
     totals = Figures(**to_figures(await _totals(session, wide)))
     groups: list[GroupFigures] | None = None
     if group_by == "segment":
         groups = []
         for raw_segment in campaign.include_segments or []:
             segment_id = uuid.UUID(str(raw_segment))
-            values = await _totals(session, repo.segment_wide(scope, segment_id))
+            values = await _totals(session, repo.segment_wide(scope, segment_id, pending))
             groups.append(GroupFigures(segment_id=segment_id, **to_figures(values)))
     elif group_by is not None:
         names = GROUP_COLUMNS[group_by]
@@ -231,7 +233,8 @@ async def campaign_timeseries(
         raise Unprocessable(f"The range spans more than {config.max_buckets} {bucket} buckets.")
     starts = _bucket_starts(bucket, zone, start, end)
     first = starts[0] if starts else start
-    wide = repo.stored_wide(Scope(workspace_id, campaign.id))
+    scope = Scope(workspace_id, campaign.id)
+    wide = repo.stored_wide(scope, await repo.pending_ids(session, scope))
     bucket_start: ColumnElement[Any]
     if bucket == "hour":
         bucket_start = wide.c.bucket
@@ -299,7 +302,7 @@ async def recount(session: AsyncSession, scope: Scope, *, fix: bool = False) -> 
     what reads serve (rollups + deltas + queued events), per key and hour. With `fix`, rewrite
     facts and rollups of the scope from the recount; run it under REPEATABLE READ with the fold
     lock held (`app.metrics.tasks.recount_command` does)."""
-    stored_wide = repo.stored_wide(scope)
+    stored_wide = repo.stored_wide(scope, await repo.pending_ids(session, scope))
     recount_wide = repo.recount_wide(scope)
     stored = _keyed(
         await repo.figures(session, stored_wide, [stored_wide.c[c] for c in DELTA_GROUP])
