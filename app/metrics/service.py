@@ -36,6 +36,8 @@ from app.metrics.schemas import (
 )
 from app.metrics.sql import DELTA_GROUP, METRICS
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
     "step": ("step_key",),
     "variant": ("step_key", "variant"),
@@ -228,6 +230,8 @@ async def campaign_timeseries(
     start = start or (campaign.launched_at or campaign.created_at)
     if start >= end:
         raise Unprocessable("`from` must be before `to`.")
+    if start < EARLIEST or end > LATEST:
+        raise Unprocessable("`from` and `to` must lie between the years 1900 and 9000.")
     span = (end - start) / (timedelta(hours=1) if bucket == "hour" else timedelta(days=1))
     if span > config.max_buckets:
         raise Unprocessable(f"The range spans more than {config.max_buckets} {bucket} buckets.")

@@ -91,6 +91,8 @@ async def test_timeseries_endpoint(client: httpx.AsyncClient, tenant: Tenant, wo
         {"bucket": "hour", "from": "2020-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
         {"from": "yesterday"},
         {"from": "2030-01-01T00:00:00"},
+        {"bucket": "day", "from": "0001-01-01T00:00:00Z", "to": "0001-01-05T00:00:00Z"},
+        {"bucket": "day", "from": "9999-12-25T00:00:00Z", "to": "9999-12-31T23:59:59Z"},
     ],
 )
 async def test_timeseries_rejects_bad_ranges(
