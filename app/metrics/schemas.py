@@ -22,7 +22,10 @@ class MetricsSettings(BaseModel):
     fold_batch: int = Field(50_000, ge=1, description="Deltas folded per statement")
     pending_batch: int = Field(10_000, ge=1, description="Queued events examined per fold")
     settle_seconds: float = Field(
-        2.0, ge=0, description="Queued events wait this long before their facts are frozen"
+        0.0,
+        ge=0,
+        description="Queued events wait this long before their facts are frozen (a margin "
+        "for touches whose transaction commits late; delays stream updates by as much)",
     )
     heartbeat_seconds: float = Field(15.0, gt=0, description="SSE heartbeat interval")
     max_buckets: int = Field(2000, ge=1, description="Most buckets one time series may span")
