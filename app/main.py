@@ -13,6 +13,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from app.approvals.router import router as approvals_router
+from app.attribution.router import router as attribution_router
 from app.audit.middleware import KeyUseAuditMiddleware, record_key_use
 from app.audit.router import router as audit_router
 from app.campaigns.router import router as campaigns_router
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(campaigns_router)
     app.include_router(metrics_router)
     app.include_router(experiments_router)
+    app.include_router(attribution_router)
     app.include_router(webhooks_router)
     app.include_router(inbound_router)
     register_webhooks(app)
