@@ -279,6 +279,9 @@ async def _change_members(
     await repository.add_to_count(segment_id, delta)
     await session.refresh(segment, ["member_count"])
     if changed:
+        await membership.emit_membership_changes(
+            session, workspace_id, now, segment_ids=[segment_id]
+        )
         # Dynamic segments may reference this one.
         await membership.note_contacts_changed(session, workspace_id, [ref.id for ref in found])
     return MembersChange(

@@ -138,3 +138,23 @@ async def test_contact_changes_without_endpoints_store_nothing(
     await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
 
     assert await count(session_factory) == 0
+
+
+async def test_static_members_added_and_removed_by_api_are_emitted(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
+) -> None:
+    await subscribe(session_factory, tenant, ["segment.*"])
+    contact_id = await support.contact(client, tenant, email="ana@acme.example")
+    segment_id = await launch_support.static_segment(client, tenant, [contact_id])
+    clock.advance(timedelta(seconds=1))
+    removed = await client.post(
+        f"/v1/segments/{segment_id}/members/remove",
+        json={"contact_ids": [contact_id]},
+        headers=tenant.headers,
+    )
+    assert removed.status_code == 200, removed.text
+    member = {"segment_id": segment_id, "contact_id": contact_id}
+    assert await events(session_factory, tenant) == [
+        ("segment.entered", member),
+        ("segment.left", member),
+    ]
