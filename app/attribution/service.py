@@ -100,6 +100,7 @@ async def attribution_report(
     start: datetime | None,
     end: datetime | None,
     lookback: str | None,
+    max_groups: int = MAX_GROUPS,
 ) -> AttributionReport:
     window = parse_lookback(lookback)
     start, end = resolve_range(start, end)
@@ -112,11 +113,11 @@ async def attribution_report(
             lookback=window,
             model=model,
             group_by=group_by,
-            max_groups=MAX_GROUPS,
+            max_groups=max_groups,
         ),
     )
     unattributed = next((row for row in rows if not row.attributed), None)
-    groups = [_group(row, group_by) for row in rows if row.attributed][:MAX_GROUPS]
+    groups = [_group(row, group_by) for row in rows if row.attributed][:max_groups]
     first = rows[0] if rows else None
     attributed = int(first.total_credit) if first is not None else 0
     attributed_revenue = Decimal(first.total_revenue) if first is not None else Decimal(0)
