@@ -102,6 +102,11 @@ BATCH_EVENTS_SQL = (
     " FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n"
 )
 BATCH_GOALS_SQL = BATCH_EVENTS_SQL.replace("'page.viewed'", "'purchase'")
+LEASE_SQL = (
+    "UPDATE enrollments SET lease_until = :now, updated_at = :now"
+    " WHERE id IN (SELECT md5('e' || n)::uuid"
+    " FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n)"
+)
 UPDATE_SQL = (
     "UPDATE messages SET replied_at = :now, updated_at = :now"
     " WHERE id IN (SELECT md5('m' || n)::uuid"
@@ -258,6 +263,14 @@ async def run(database_url: str, messages: int, reads: int) -> None:
         UPDATE_SQL,
         table="messages",
         trigger="metrics_capture_messages_update",
+        params=params,
+    )
+    await overhead(
+        engine,
+        "enrollments lease update (no metric change)",
+        LEASE_SQL,
+        table="enrollments",
+        trigger="metrics_capture_enrollments_update",
         params=params,
     )
     await engine.dispose()

@@ -38,6 +38,7 @@ COUNTERS = (
 )
 KEY_COLUMNS = ("workspace_id", "campaign_id", "sequence_id", "step_key", "variant", "channel")
 FACT_KINDS = ("open", "click", "reply", "conversion")
+AUTOVACUUM = {"autovacuum_vacuum_scale_factor": "0", "autovacuum_vacuum_threshold": "5000"}
 
 
 def _counter() -> Mapped[int]:
@@ -76,6 +77,8 @@ class MetricDelta(_MetricRow, Base):
     `metric_rollups` and deletes them. No index besides the id: the table stays small."""
 
     __tablename__ = "metric_deltas"
+    # Rows live about a second: vacuum after a few thousand dead ones, not 20% of the table.
+    __table_args__ = ({"postgresql_with": AUTOVACUUM},)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
 
@@ -106,6 +109,11 @@ class MetricPendingEvent(Base):
     trigger on `events` until the fold turns them into facts."""
 
     __tablename__ = "metric_pending_events"
+    __table_args__ = (
+        Index("ix_metric_pending_events_workspace", "workspace_id"),
+        Index("ix_metric_pending_events_received", "received_at"),
+        {"postgresql_with": AUTOVACUUM},
+    )
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     workspace_id: Mapped[uuid.UUID] = mapped_column()

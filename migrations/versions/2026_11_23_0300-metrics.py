@@ -62,9 +62,7 @@ def message_unpivot(source: str) -> str:
         ("first_clicked_at", "clicked"),
         ("replied_at", "replied"),
     ]
-    values = [
-        f"({_hour('r.' + column)}, '{metric}', 1::numeric)" for column, metric in stamps
-    ]
+    values = [f"({_hour('r.' + column)}, '{metric}', 1::numeric)" for column, metric in stamps]
     values.append(
         f"(CASE WHEN r.status = 'unknown' THEN {_hour('r.created_at')} END, 'unknown', 1)"
     )
@@ -113,9 +111,7 @@ def fact_unpivot(source: str) -> str:
 
 def aggregate(rows: str, group: tuple[str, ...], *, having_change: bool = False) -> str:
     """Sum metric rows into one column per metric, grouped by `group` columns of `rows`."""
-    sums = [
-        f"coalesce(sum(u.amount) FILTER (WHERE u.metric = '{m}'), 0)" for m in METRICS
-    ]
+    sums = [f"coalesce(sum(u.amount) FILTER (WHERE u.metric = '{m}'), 0)" for m in METRICS]
     select = ", ".join(
         [
             *(f"u.{c}" for c in group),
@@ -138,9 +134,7 @@ def capture_function(name: str, unpivot: Callable[[str], str], table: str) -> st
     insert = f"INSERT INTO metric_deltas ({', '.join((*DELTA_GROUP, *METRICS))}) "
 
     def body(source: str) -> str:
-        return (
-            insert + aggregate(unpivot(source), DELTA_GROUP, having_change=True) + ";"
-        )
+        return insert + aggregate(unpivot(source), DELTA_GROUP, having_change=True) + ";"
 
     new = "SELECT 1 AS sign, n.* FROM new_rows n"
     old = "SELECT -1 AS sign, o.* FROM old_rows o"
@@ -159,6 +153,9 @@ def capture_function(name: str, unpivot: Callable[[str], str], table: str) -> st
         "END $$"
     )
 
+
+# Delta and queue rows live about a second: vacuum after a few thousand dead ones.
+AUTOVACUUM = {"autovacuum_vacuum_scale_factor": "0", "autovacuum_vacuum_threshold": "5000"}
 
 PENDING_FUNCTION = """
 CREATE FUNCTION metrics_queue_events() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -206,52 +203,22 @@ def upgrade() -> None:
         sa.Column("variant", sa.String(length=64), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "enrolled", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "completed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "exited", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "unsubscribed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
+        sa.Column("enrolled", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("completed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("exited", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("unsubscribed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("sent", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.Column(
-            "delivered", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "bounced", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "failed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "unknown", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "opened", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "clicked", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "replied", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "opens", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "clicks", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "replies", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "converted", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
+        sa.Column("delivered", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("bounced", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("failed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("unknown", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("opened", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("clicked", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("replied", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("opens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("clicks", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("replies", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("converted", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column(
             "revenue",
             sa.Numeric(precision=18, scale=4),
@@ -259,6 +226,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metric_deltas")),
+        postgresql_with=AUTOVACUUM,
     )
     op.create_table(
         "metric_pending_events",
@@ -266,7 +234,10 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_metric_pending_events")),
+        postgresql_with=AUTOVACUUM,
     )
+    op.create_index("ix_metric_pending_events_workspace", "metric_pending_events", ["workspace_id"])
+    op.create_index("ix_metric_pending_events_received", "metric_pending_events", ["received_at"])
     op.create_table(
         "metric_rollups",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -277,52 +248,22 @@ def upgrade() -> None:
         sa.Column("variant", sa.String(length=64), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "enrolled", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "completed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "exited", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "unsubscribed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
+        sa.Column("enrolled", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("completed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("exited", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("unsubscribed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("sent", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.Column(
-            "delivered", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "bounced", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "failed", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "unknown", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "opened", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "clicked", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "replied", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "opens", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "clicks", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "replies", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
-        sa.Column(
-            "converted", sa.BigInteger(), server_default=sa.text("0"), nullable=False
-        ),
+        sa.Column("delivered", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("bounced", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("failed", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("unknown", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("opened", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("clicked", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("replied", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("opens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("clicks", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("replies", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("converted", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column(
             "revenue",
             sa.Numeric(precision=18, scale=4),
@@ -400,5 +341,7 @@ def downgrade() -> None:
     op.drop_table("metric_event_facts")
     op.drop_index("uq_metric_rollups_key", table_name="metric_rollups")
     op.drop_table("metric_rollups")
+    op.drop_index("ix_metric_pending_events_received", table_name="metric_pending_events")
+    op.drop_index("ix_metric_pending_events_workspace", table_name="metric_pending_events")
     op.drop_table("metric_pending_events")
     op.drop_table("metric_deltas")
