@@ -5,8 +5,8 @@ One statement, set-wise, in one snapshot:
 1. `conversions`: the workspace's events whose type is some campaign's goal type
    (`campaigns.goal.event_type`), with `from <= occurred_at < to` (served by
    `ix_events_workspace_type_time`); revenue = the event's `revenue` (NULL = 0).
-2. `touched`: each conversion LEFT JOINed to its touches: the contact's messages of any of the
-   workspace's campaigns that were delivered (`delivered_at`) or clicked
+2. `touched`: each conversion LEFT JOINed to its touches: the contact's messages (of the
+   workspace) of any of its campaigns that were delivered (`delivered_at`) or clicked
    (`first_clicked_at`), whose touch time (`delivered_at`, else `sent_at`, else
    `first_clicked_at`) lies in [occurred_at - lookback, occurred_at]. Window functions number
    the touches in time order (ties: message id) and count them per conversion.
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, join, or_, outerjoin, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, outerjoin, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,9 +43,9 @@ from app.channels.models import Message
 from app.events.models import Event
 
 GROUP_KEYS: dict[AttributionGroupBy, tuple[str, ...]] = {
-    "campaign": ("campaign_id", "campaign_name"),
-    "step": ("campaign_id", "campaign_name", "step_key"),
-    "variant": ("campaign_id", "campaign_name", "step_key", "variant"),
+    "campaign": ("campaign_id",),
+    "step": ("campaign_id", "step_key"),
+    "variant": ("campaign_id", "step_key", "variant"),
     "channel": ("channel",),
 }
 
@@ -76,9 +76,10 @@ def is_touch() -> ColumnElement[bool]:
 
 
 async def attribution_groups(session: AsyncSession, query: AttributionQuery) -> list[Row[Any]]:
-    """Rows (`attributed`, keys..., `conversions`, `revenue`, `touches`, `messages`, `rows`,
-    `conversion_revenue`, `total_credit`, `total_revenue`, `total_touches`, `group_count`):
-    the unattributed row first (if any), then at most `max_groups` groups."""
+    """Rows (`attributed`, keys..., `campaign_name` (with a campaign key), `conversions`,
+    `revenue`, `touches`, `rows`, `conversion_revenue`, `total_credit`, `total_revenue`,
+    `total_touches`, `group_count`): the unattributed row first (if any), then at most
+    `max_groups` groups."""
     ws = query.workspace_id
     goal_types = select(Campaign.goal["event_type"].astext).where(
         Campaign.workspace_id == ws, Campaign.goal.is_not(None)
@@ -99,12 +100,9 @@ async def attribution_groups(session: AsyncSession, query: AttributionQuery) -> 
         .cte("conversions")
     )
     at = touch_time()
-    messages = join(
-        Message, Campaign, and_(Campaign.id == Message.campaign_id, Campaign.workspace_id == ws)
-    )
     journeys = outerjoin(
         conversions,
-        messages,
+        Message,
         and_(
             Message.workspace_id == ws,
             Message.contact_id == conversions.c.contact_id,
@@ -120,7 +118,6 @@ async def attribution_groups(session: AsyncSession, query: AttributionQuery) -> 
             conversions.c.revenue,
             Message.id.label("message_id"),
             Message.campaign_id,
-            Campaign.name.label("campaign_name"),
             Message.step_key,
             Message.variant,
             Message.channel,
@@ -156,14 +153,20 @@ async def attribution_groups(session: AsyncSession, query: AttributionQuery) -> 
     credit_sum = func.sum(final.c.credit)
     revenue_sum = func.sum(final.c.revenue_credit)
     touches = func.count(final.c.message_id)
+    names: list[Any] = []
+    if "campaign_id" in GROUP_KEYS[query.group_by]:
+        name = select(Campaign.name).where(
+            Campaign.id == final.c.campaign_id, Campaign.workspace_id == ws
+        )
+        names.append(name.scalar_subquery().label("campaign_name"))
     statement = (
         select(
             attributed,
             *keys,
+            *names,
             credit_sum.label("conversions"),
             revenue_sum.label("revenue"),
             touches.label("touches"),
-            func.count(distinct(final.c.message_id)).label("messages"),
             func.count().label("rows"),
             func.sum(final.c.revenue).label("conversion_revenue"),
             func.sum(credit_sum).over().label("total_credit"),

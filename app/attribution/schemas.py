@@ -33,7 +33,6 @@ _GROUP_EXAMPLE: dict[str, Any] = {
     "conversions": "12.333334",
     "revenue": "1499.7000",
     "touches": 31,
-    "messages": 29,
 }
 _TOTALS_EXAMPLE: dict[str, Any] = {
     "conversions": 120,
@@ -69,7 +68,6 @@ class AttributionGroup(ResponseModel):
         description="Touches of the group on converting journeys: one per (conversion, message) "
         "pair, whether or not the model gives it credit."
     )
-    messages: int = Field(description="Distinct messages among those touches.")
 
 
 class AttributionTotals(ResponseModel):

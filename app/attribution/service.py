@@ -82,12 +82,13 @@ def _group(row: Row[Any], group_by: AttributionGroupBy) -> AttributionGroup:
     )
     for key in GROUP_KEYS[group_by]:
         values[key] = getattr(row, key)
+    if values["campaign_id"] is not None:
+        values["campaign_name"] = row.campaign_name
     return AttributionGroup(
         **values,
         conversions=Decimal(row.conversions).quantize(CREDIT_QUANTUM),
         revenue=Decimal(row.revenue).quantize(REVENUE_QUANTUM),
         touches=row.touches,
-        messages=row.messages,
     )
 
 

@@ -263,8 +263,6 @@ async def test_two_conversions_by_one_contact(
     await shop.event(x, "purchase", T, revenue="20")  # A then B
     body = await report(client, tenant, model="first_touch", **RANGE)
     assert credit(body, "campaign_id") == {(str(a),): (D(2), D(30), 2), (str(b),): (D(0), D(0), 1)}
-    messages = {g["campaign_id"]: g["messages"] for g in body["groups"]}
-    assert messages == {str(a): 1, str(b): 1}
     body = await report(client, tenant, model="last_touch", **RANGE)
     assert credit(body, "campaign_id") == {(str(a),): (D(1), D(10), 2), (str(b),): (D(1), D(20), 1)}
     assert body["totals"]["conversions"] == 2
