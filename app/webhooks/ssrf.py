@@ -13,9 +13,12 @@ What is refused and why: docs/ssrf.md.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
+import re
 import socket
 import string
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
@@ -40,6 +43,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_CHARACTERS = frozenset(string.ascii_lowercase + string.digits + "-._")
 # Headers the guard owns: the caller's values would defeat the pinning.
 _OWNED_HEADERS = frozenset({"host", "connection", "transfer-encoding", "content-length"})
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f\s]")
+
+# httpcore asks `import sniffio` for every lock and event it makes (several per request);
+# without the package installed each of those is a failed import that walks `sys.path`
+# (about a quarter of an attempt's CPU, measured). Recording the absence once makes the
+# failure immediate; httpcore then assumes asyncio, as it does anyway. A no-op when sniffio
+# is installed. See docs/benchmarks.md, "Webhooks".
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class DestinationRefused(Exception):
@@ -224,7 +236,7 @@ class Target:
 def parse_target(url: str) -> Target:
     if len(url) > MAX_URL_LENGTH:
         raise DestinationRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+    if _SPACE_OR_CONTROL.search(url):
         raise DestinationRefused("the URL contains whitespace or control characters")
     try:
         parts = urlsplit(url)
@@ -357,11 +369,21 @@ def pinned_request(
     certificate verification. Built directly, not with `client.build_request`, so the
     client's cookie jar is never sent to a tenant's receiver."""
     host = f"[{address}]" if address.version == 6 else str(address)
-    merged = httpx.Headers(client.headers)
-    for name, value in outgoing.headers.items():
-        if name.lower() not in _OWNED_HEADERS:
-            merged[name] = value
-    merged["Host"] = target.host_header
+    # The client's default headers, then the caller's (replacing a default of the same
+    # name), then the guard's own: a plain list, no case-folding mapping to rebuild.
+    own = {
+        name.lower(): value
+        for name, value in outgoing.headers.items()
+        if name.lower() not in _OWNED_HEADERS
+    }
+    replaced = own.keys() | {"host"} | ({"connection"} if target.scheme == "https" else set())
+    merged = [
+        (name, value)
+        for name, value in client.headers.multi_items()
+        if name.lower() not in replaced
+    ]
+    merged.extend(own.items())
+    merged.append(("host", target.host_header))
     extensions: dict[str, object] = {"timeout": httpx.Timeout(outgoing.timeout_seconds).as_dict()}
     if target.scheme == "https":
         if target.literal is None:
@@ -369,7 +391,7 @@ def pinned_request(
         # A pooled connection is keyed by address, not name: a TLS connection verified for
         # another name on the same address must not carry this request. One connection per
         # https attempt.
-        merged["Connection"] = "close"
+        merged.append(("connection", "close"))
     return httpx.Request(
         "POST",
         f"{target.scheme}://{host}:{target.port}{target.path}",
@@ -411,7 +433,7 @@ async def _post_first_reachable(
     for index, address in enumerate(addresses):
         request = pinned_request(client, target, address, outgoing)
         try:
-            answer = await client.send(request, stream=True, follow_redirects=False)
+            answer = await _send(client, request)
         except httpx.ConnectError:
             if index == len(addresses) - 1:
                 raise
@@ -432,6 +454,19 @@ async def _post_first_reachable(
             extensions={"http_version": answer.extensions.get("http_version", b"HTTP/1.1")},
         )
     raise AssertionError("no address to try")  # checked_addresses never returns none
+
+
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Hand the request to the transport the client would use for its URL (its mounts and
+    environment proxies included), without the client's cookie jar, auth, event hooks and
+    redirect handling: a tenant's receiver cannot set cookies in the shared client, nothing
+    is ever followed, and the per-request bookkeeping we do not use is not paid for."""
+    if client.is_closed:
+        raise RuntimeError("the HTTP client is closed")
+    transport = client._transport_for_url(request.url)
+    answer = await transport.handle_async_request(request)
+    answer.request = request
+    return answer
 
 
 async def _capped_body(answer: httpx.Response) -> bytes:
