@@ -75,6 +75,8 @@ def serve(
         workers=workers,
         access_log=False,
         proxy_headers=True,
+        # Live SSE streams never end on their own: don't let them hold a shutdown.
+        timeout_graceful_shutdown=10,
         log_level=settings.logging.level.lower(),
     )
 

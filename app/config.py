@@ -143,6 +143,21 @@ class InboundSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Tunables of the metrics domain (docs/metrics.md)."""
+
+    fold_batch: int = Field(50_000, ge=1, description="Deltas folded per statement")
+    pending_batch: int = Field(10_000, ge=1, description="Queued events examined per fold")
+    settle_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Queued events wait this long before their facts are frozen (a margin "
+        "for touches whose transaction commits late; delays stream updates by as much)",
+    )
+    heartbeat_seconds: float = Field(15.0, gt=0, description="SSE heartbeat interval")
+    max_buckets: int = Field(2000, ge=1, description="Most buckets one time series may span")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -169,6 +184,7 @@ class Settings(BaseSettings):
     channels: ChannelSettings = ChannelSettings()
     webhooks: WebhookSettings = WebhookSettings()
     inbound: InboundSettings = InboundSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:

@@ -82,6 +82,10 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Inbound", "description": "Provider events (delivered, bounced, ...) posted to us."},
     {"name": "Metrics", "description": "Campaign, step and variant stats; the live stream."},
     {"name": "Experiments", "description": "A/B tests on send steps and their winners."},
+    {
+        "name": "Attribution",
+        "description": "Conversions credited to campaign touches across campaigns.",
+    },
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
 

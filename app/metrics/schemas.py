@@ -16,21 +16,6 @@ SeriesGroupBy = Literal["step", "variant", "channel"]
 Bucket = Literal["hour", "day"]
 
 
-class MetricsSettings(BaseModel):
-    """Tunables of the metrics domain (`Settings.metrics` once registered there)."""
-
-    fold_batch: int = Field(50_000, ge=1, description="Deltas folded per statement")
-    pending_batch: int = Field(10_000, ge=1, description="Queued events examined per fold")
-    settle_seconds: float = Field(
-        0.0,
-        ge=0,
-        description="Queued events wait this long before their facts are frozen (a margin "
-        "for touches whose transaction commits late; delays stream updates by as much)",
-    )
-    heartbeat_seconds: float = Field(15.0, gt=0, description="SSE heartbeat interval")
-    max_buckets: int = Field(2000, ge=1, description="Most buckets one time series may span")
-
-
 _CAMPAIGN = "0193a5f2-6c1d-7b3e-9f00-0000000000c1"
 _SEGMENT = "0193a5f2-6c1d-7b3e-9f00-00000000005e"
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
 from app.campaigns import service as campaigns
-from app.config import Settings
+from app.config import MetricsSettings, Settings
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
 from app.metrics import repository as repo
@@ -27,7 +27,6 @@ from app.metrics.schemas import (
     Figures,
     GroupBy,
     GroupFigures,
-    MetricsSettings,
     Rates,
     Series,
     SeriesGroupBy,
@@ -46,8 +45,7 @@ GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def metrics_settings(settings: Settings) -> MetricsSettings:
-    configured = getattr(settings, "metrics", None)
-    return configured if isinstance(configured, MetricsSettings) else MetricsSettings()
+    return settings.metrics
 
 
 # --- fold ----------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from arq.cron import CronJob
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import MetricsSettings
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.metrics import live, service
-from app.metrics.schemas import MetricsSettings
 from app.worker.context import WorkerContext
 from app.worker.tasks import counted
 

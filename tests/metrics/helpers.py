@@ -14,14 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.campaigns.models import Campaign
 from app.channels.models import Message
-from app.config import Settings
+from app.config import MetricsSettings, Settings
 from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.events.models import Event
 from app.metrics import service
 from app.metrics.repository import Scope
-from app.metrics.schemas import MetricsSettings
 from app.segments.models import Segment, SegmentMembership
 from app.sequences.models import Enrollment, Sequence, SequenceVersion
 from tests.fixtures.tenants import Tenant

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
+from app.config import MetricsSettings
 from app.contacts.models import Contact
 from app.core.db import transaction
 from app.metrics.models import MetricDelta, MetricPendingEvent
-from app.metrics.schemas import MetricsSettings
 from tests.fixtures.tenants import Tenant
 from tests.metrics.helpers import NO_SETTLE, Factory, World
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from app.config import MetricsSettings
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
 from app.metrics import service
 from app.metrics.models import MetricDelta, MetricPendingEvent, MetricRollup
-from app.metrics.schemas import MetricsSettings
 from tests.fixtures.tenants import Tenant
 from tests.metrics.helpers import Factory, World
 

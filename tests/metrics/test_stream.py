@@ -13,9 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.config import MetricsSettings, Settings
 from app.metrics import live
-from app.metrics.schemas import MetricsSettings
 from app.metrics.tasks import fold_and_publish
 from tests.fixtures.live import live_server
 from tests.fixtures.tenants import Tenant
