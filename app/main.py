@@ -36,6 +36,7 @@ from app.experiments.router import router as experiments_router
 from app.inbound.router import router as inbound_router
 from app.metrics.router import router as metrics_router
 from app.ops.router import router as ops_router
+from app.reports.router import router as reports_router
 from app.segments.router import router as segments_router
 from app.sequences.enrollments.router import router as enrollments_router
 from app.sequences.router import router as sequences_router
@@ -85,6 +86,10 @@ TAGS: list[dict[str, Any]] = [
     {
         "name": "Attribution",
         "description": "Conversions credited to campaign touches across campaigns.",
+    },
+    {
+        "name": "Reports",
+        "description": "Business figures: ROI, CPA, pacing, approval cycle times, launch variance.",
     },
     {"name": "Operations", "description": "Health, readiness and metrics for operators."},
 ]
@@ -172,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(experiments_router)
     app.include_router(attribution_router)
+    app.include_router(reports_router)
     app.include_router(webhooks_router)
     app.include_router(inbound_router)
     register_webhooks(app)

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.approvals.models import ApprovalRequest
@@ -84,7 +85,7 @@ class ReportRepository:
                 ApprovalRequest.decided_at < end,
             )
             .order_by(ApprovalRequest.campaign_id, ApprovalRequest.round)
-            .distinct(ApprovalRequest.campaign_id)
+            .ext(distinct_on(ApprovalRequest.campaign_id))
             .subquery()
         )
         statement = select(first.c.campaign_id, first.c.status).where(first.c.decided_at >= start)

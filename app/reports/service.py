@@ -44,6 +44,7 @@ from app.reports.schemas import (
     StageSummary,
 )
 
+ZERO_MONEY = Decimal("0.00")
 MAX_CAMPAIGNS = 500  # campaigns listed by the overview (one metrics read each)
 
 
@@ -96,7 +97,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> Decimal | None:
 @dataclass
 class _Money:
     revenue: Decimal = Decimal(0)
-    spend: Decimal = Decimal(0)
+    spend: Decimal = ZERO_MONEY
     conversions: int = 0
     campaigns: int = 0
 
@@ -128,7 +129,7 @@ async def overview(
     live = await repo.live_campaigns(start, end, MAX_CAMPAIGNS)
     truncated = len(live) > MAX_CAMPAIGNS
     live = live[:MAX_CAMPAIGNS]
-    spent: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
+    spent: dict[uuid.UUID, Decimal] = defaultdict(lambda: ZERO_MONEY)
     channels: dict[tuple[str | None, str | None], _Money] = defaultdict(_Money)
     totals: dict[str | None, _Money] = defaultdict(_Money)
     by_id = {c.id: c for c in live}
