@@ -11,6 +11,11 @@ in flight) and the same events spread over several endpoints (one job each).
 Starts embedded PostgreSQL + Redis (or BENCH_DATABASE_URL / BENCH_REDIS_URL).
 Usage: `uv run --no-sync python -m bench.webhooks [--events 20000] [--endpoints 1,10]
 [--timeout 600]`. `--receiver PORT` runs the receiver alone (used by the benchmark).
+
+`--attempts N` measures the attempt path alone, in this process, with no database: N
+signed, guarded attempts (8 in flight, as one endpoint's job) to the same receiver; prints
+the process CPU per attempt. The steadier figure on a shared machine, and the one to watch
+when changing app/webhooks/dispatch/sender.py or app/webhooks/ssrf.py.
 """
 
 from __future__ import annotations
@@ -83,6 +88,75 @@ async def _serve(port: int) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     async with server:
         await server.serve_forever()
+
+
+# -- the attempt path alone ------------------------------------------------------------------
+
+
+async def _attempts(port: int, count: int) -> None:
+    import ipaddress
+
+    import httpx
+
+    from app.core.clock import utcnow
+    from app.webhooks.dispatch.sender import Target, attempt
+    from app.webhooks.ssrf import GuardPolicy
+
+    policy = GuardPolicy((ipaddress.ip_network("127.0.0.0/8"),), {})
+    target = Target(uuid.uuid4(), f"http://127.0.0.1:{port}/hook", (new_secret(),))
+    payload = ContactUnsubscribed(contact_id=uuid.uuid4(), channel="email").model_dump(mode="json")
+    gate = asyncio.Semaphore(8)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False) as http:
+
+        async def one() -> None:
+            async with gate:
+                result = await attempt(
+                    http,
+                    target,
+                    uuid.uuid4(),
+                    payload,
+                    now=utcnow(),
+                    timeout=15.0,
+                    policy=policy,
+                )
+                assert result.outcome == "success", result
+
+        await wait_listening(port)
+        await asyncio.gather(*(one() for _ in range(200)))  # warm: connections, caches
+        cpu, started = time.process_time(), time.monotonic()
+        for _ in range(max(count // 100, 1)):
+            await asyncio.gather(*(one() for _ in range(100)))
+        done = max(count // 100, 1) * 100
+        cpu, wall = time.process_time() - cpu, time.monotonic() - started
+    print(
+        f"attempt path: {done:,} attempts, {1000 * cpu / done:.2f} ms CPU per attempt, "
+        f"{done / wall:,.0f}/s (load average {os.getloadavg()[0]:.1f})"
+    )
+
+
+async def wait_listening(port: int, limit_seconds: float = 120.0) -> None:
+    """The receiver is a fresh process (slow to import on a loaded machine): a delivery
+    attempted before it listens fails and waits for its 5-s retry, which skews the run."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def attempts_only(count: int) -> None:
+    port = free_port()
+    receiver = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "--receiver", str(port)])
+    try:
+        asyncio.run(_attempts(port, count))
+    finally:
+        receiver.terminate()
+        receiver.wait()
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -248,9 +322,13 @@ def main() -> None:
     parser.add_argument("--endpoints", type=_counts, default=[1, 10], help="e.g. 1,10")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--receiver", type=int, help="run only the receiver on this port")
+    parser.add_argument("--attempts", type=int, help="measure the attempt path alone")
     args = parser.parse_args()
     if args.receiver:
         asyncio.run(_serve(args.receiver))
+        return
+    if args.attempts:
+        attempts_only(args.attempts)
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-webhooks-"))
@@ -262,6 +340,7 @@ def main() -> None:
     lines = [f"load average at start: {os.getloadavg()[0]:.1f}"]
     try:
         bench = setup(database_url, redis_url, workdir / "pg", port)
+        asyncio.run(wait_listening(port))
         for endpoints in args.endpoints:
             events = args.events - args.events % endpoints
             print(f"{events:,} deliveries to {endpoints} endpoint(s), 1 worker", flush=True)
