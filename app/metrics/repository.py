@@ -447,3 +447,25 @@ async def replace_rollups(session: AsyncSession, scope: Scope, rows: dict[Key, F
     ]
     for start in range(0, len(values), 1000):
         await session.execute(insert(MetricRollup), values[start : start + 1000])
+
+
+# --- read signature (app/metrics/cache.py) ---------------------------------------------------
+
+SIGNATURE_SQL = text(
+    "SELECT r.n, r.newest, d.n, d.newest FROM"
+    " (SELECT count(*) AS n, max(xmin::text::bigint) AS newest FROM metric_rollups"
+    "  WHERE workspace_id = :ws AND campaign_id = :campaign) r,"
+    " (SELECT count(*) AS n, max(id) AS newest FROM metric_deltas"
+    "  WHERE workspace_id = :ws AND campaign_id = :campaign) d"
+)
+
+
+async def read_signature(session: AsyncSession, scope: Scope) -> tuple[Any, ...]:
+    """What the stored figures of a campaign depend on besides queued events: the count and
+    newest writer (`xmin`) of its rollup rows, the count and newest id of its deltas."""
+    row = (
+        await session.execute(
+            SIGNATURE_SQL, {"ws": scope.workspace_id, "campaign": scope.campaign_id}
+        )
+    ).one()
+    return tuple(row)

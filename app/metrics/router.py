@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.auth import Principal
@@ -55,8 +55,9 @@ async def campaign_stats(
     session: Session,
     principal: Reader,
     group_by: Annotated[GroupBy | None, Query(description="Add a breakdown.")] = None,
-) -> CampaignStats:
-    return await service.campaign_stats(session, principal.workspace_id, campaign_id, group_by)
+) -> Response:
+    body = await service.campaign_stats_json(session, principal.workspace_id, campaign_id, group_by)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -82,9 +83,9 @@ async def campaign_timeseries(
     start: Annotated[Instant | None, Query(alias="from", description="Range start.")] = None,
     end: Annotated[Instant | None, Query(alias="to", description="Range end (exclusive).")] = None,
     group_by: Annotated[SeriesGroupBy | None, Query(description="One series per group.")] = None,
-) -> CampaignTimeseries:
+) -> Response:
     config = service.metrics_settings(app_state(request).settings)
-    return await service.campaign_timeseries(
+    body = await service.campaign_timeseries_json(
         session,
         principal.workspace_id,
         campaign_id,
@@ -94,6 +95,7 @@ async def campaign_timeseries(
         end=end,
         group_by=group_by,
     )
+    return Response(body, media_type="application/json")
 
 
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {

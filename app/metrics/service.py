@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
 from app.campaigns import service as campaigns
+from app.campaigns.models import Campaign
 from app.config import MetricsSettings, Settings
 from app.core.clock import utcnow
 from app.core.errors import Unprocessable
+from app.metrics import cache
 from app.metrics import repository as repo
 from app.metrics.repository import Key, Scope
 from app.metrics.schemas import (
@@ -155,7 +157,55 @@ async def campaign_stats(
 ) -> CampaignStats:
     campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
     scope = Scope(workspace_id, campaign.id)
+    return await _stats(session, campaign, scope, await repo.pending_ids(session, scope), group_by)
+
+
+async def campaign_stats_json(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    group_by: GroupBy | None = None,
+) -> bytes:
+    """`campaign_stats` as JSON, served from the exact read cache (app/metrics/cache.py)
+    while nothing it depends on changed. The segment breakdown is never cached."""
+    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+    scope = Scope(workspace_id, campaign.id)
     pending = await repo.pending_ids(session, scope)
+    signature = None if group_by == "segment" else await _signature(session, campaign, pending)
+    key = ("stats", workspace_id, campaign.id, group_by)
+    cached = None if signature is None else cache.responses.get(key, signature)
+    if isinstance(cached, CampaignStats):
+        stats = cached.model_copy(update={"as_of": utcnow()})
+    else:
+        stats = await _stats(session, campaign, scope, pending, group_by)
+        if signature is not None:
+            cache.responses.put(key, signature, stats)
+    return stats.model_dump_json(by_alias=True).encode()
+
+
+async def _signature(
+    session: AsyncSession, campaign: Campaign, pending: Sequence[uuid.UUID]
+) -> tuple[Any, ...] | None:
+    """What a campaign's figures depend on (app/metrics/cache.py); None: don't cache."""
+    if len(pending) > cache.MAX_PENDING:
+        return None
+    stored = await repo.read_signature(session, Scope(campaign.workspace_id, campaign.id))
+    return (
+        campaign.version,
+        repr(campaign.goal),
+        campaign.timezone,
+        stored,
+        tuple(sorted(pending)),
+    )
+
+
+async def _stats(
+    session: AsyncSession,
+    campaign: Campaign,
+    scope: Scope,
+    pending: Sequence[uuid.UUID],
+    group_by: GroupBy | None,
+) -> CampaignStats:
     wide = repo.stored_wide(scope, pending)
     totals = Figures(**to_figures(await _totals(session, wide)))
     groups: list[GroupFigures] | None = None
@@ -223,6 +273,57 @@ async def campaign_timeseries(
     """Figures per hour (UTC hours) or per day (midnight to midnight in the campaign's
     timezone), for every bucket whose start lies in [from, to), empty buckets included."""
     campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+    plan = _plan(campaign, config, bucket, start, end)
+    scope = Scope(workspace_id, campaign.id)
+    return await _series(session, campaign, plan, await repo.pending_ids(session, scope), group_by)
+
+
+async def campaign_timeseries_json(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    config: MetricsSettings,
+    *,
+    bucket: Bucket = "day",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group_by: SeriesGroupBy | None = None,
+) -> bytes:
+    """`campaign_timeseries` as JSON, served from the exact read cache (app/metrics/cache.py)
+    while nothing it depends on changed. Keyed by the buckets, not the raw `to`: a default
+    `to` (now) hits until a new bucket starts."""
+    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+    plan = _plan(campaign, config, bucket, start, end)
+    pending = await repo.pending_ids(session, Scope(workspace_id, campaign.id))
+    signature = await _signature(session, campaign, pending)
+    last = plan.starts[-1] if plan.starts else plan.end
+    key = ("series", workspace_id, campaign.id, bucket, plan.first, last, group_by)
+    cached = None if signature is None else cache.responses.get(key, signature)
+    if isinstance(cached, bytes):
+        return cached
+    series = await _series(session, campaign, plan, pending, group_by)
+    body = series.model_dump_json(by_alias=True).encode()
+    if signature is not None:
+        cache.responses.put(key, signature, body)
+    return body
+
+
+@dataclass(frozen=True)
+class _Plan:
+    bucket: Bucket
+    zone: ZoneInfo
+    starts: list[datetime]
+    first: datetime
+    end: datetime
+
+
+def _plan(
+    campaign: Campaign,
+    config: MetricsSettings,
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+) -> _Plan:
     zone = ZoneInfo(campaign.timezone or "UTC")
     end = end or utcnow()
     start = start or (campaign.launched_at or campaign.created_at)
@@ -234,20 +335,29 @@ async def campaign_timeseries(
     if span > config.max_buckets:
         raise Unprocessable(f"The range spans more than {config.max_buckets} {bucket} buckets.")
     starts = _bucket_starts(bucket, zone, start, end)
-    first = starts[0] if starts else start
-    scope = Scope(workspace_id, campaign.id)
-    wide = repo.stored_wide(scope, await repo.pending_ids(session, scope))
+    return _Plan(bucket, zone, starts, starts[0] if starts else start, end)
+
+
+async def _series(
+    session: AsyncSession,
+    campaign: Campaign,
+    plan: _Plan,
+    pending: Sequence[uuid.UUID],
+    group_by: SeriesGroupBy | None,
+) -> CampaignTimeseries:
+    scope = Scope(campaign.workspace_id, campaign.id)
+    wide = repo.stored_wide(scope, pending)
     bucket_start: ColumnElement[Any]
-    if bucket == "hour":
+    if plan.bucket == "hour":
         bucket_start = wide.c.bucket
     else:
-        bucket_start = func.date_trunc("day", wide.c.bucket, literal(zone.key))
+        bucket_start = func.date_trunc("day", wide.c.bucket, literal(plan.zone.key))
     names = GROUP_COLUMNS.get(group_by or "", ())
     rows = await repo.figures(
         session,
         wide,
         [bucket_start, *(wide.c[name] for name in names)],
-        where=[bucket_start >= first, bucket_start < end],
+        where=[bucket_start >= plan.first, bucket_start < plan.end],
     )
     by_group: dict[tuple[Any, ...], dict[datetime, dict[str, Decimal]]] = {}
     for key, values in rows:
@@ -261,22 +371,25 @@ async def campaign_timeseries(
         campaign_level = not names or not any(value != "" for value in labels_key)
         if names and campaign_level:
             labels = dict.fromkeys(names)
+        empty = Figures(**to_figures({}, campaign_level=campaign_level))
         points = [
             SeriesPoint(
                 start=when,
-                figures=Figures(
-                    **to_figures(points_by_start.get(when, {}), campaign_level=campaign_level)
+                figures=(
+                    Figures(**to_figures(found, campaign_level=campaign_level))
+                    if (found := points_by_start.get(when)) is not None
+                    else empty
                 ),
             )
-            for when in starts
+            for when in plan.starts
         ]
         series.append(Series(**labels, points=points))
     return CampaignTimeseries(
         campaign_id=campaign.id,
-        bucket=bucket,
-        timezone=zone.key,
-        from_=first,
-        to=_bucket_end(bucket, zone, starts[-1]) if starts else end,
+        bucket=plan.bucket,
+        timezone=plan.zone.key,
+        from_=plan.first,
+        to=_bucket_end(plan.bucket, plan.zone, plan.starts[-1]) if plan.starts else plan.end,
         group_by=group_by,
         series=series,
     )
