@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.channels import repository
+from app.channels.repository import MessageRef
 from app.contacts.consent import service as suppressions
 from app.contacts.consent.schemas import SuppressionCreate
 from app.core.clock import utcnow
@@ -67,95 +68,6 @@ class ProviderEvent:
     url: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRef:
-    id: uuid.UUID
-    workspace_id: uuid.UUID
-    contact_id: uuid.UUID
-    enrollment_id: uuid.UUID
-    sequence_id: uuid.UUID
-    campaign_id: uuid.UUID | None
-    step_key: str
-    channel: str
-    variant: str | None
-    recipient: str | None
-    provider_message_id: str | None
-
-
-# --- queries --------------------------------------------------------------------------------
-
-_FIND = text(
-    """
-    SELECT id, workspace_id, contact_id, enrollment_id, sequence_id, campaign_id, step_key,
-           channel, variant, recipient, provider_message_id
-    FROM messages
-    WHERE id = ANY(CAST(:ids AS uuid[]))
-       OR (provider_message_id = ANY(CAST(:provider_ids AS text[]))
-           AND provider_message_id IS NOT NULL)
-    """
-)
-
-# Per outcome: the first-time column (earliest report wins) and the status it may move to.
-# Status only moves forward: sent / unknown -> delivered -> bounced (a bounce may follow an
-# accepted delivery; a delivery report never undoes a bounce). `unknown` moves because the
-# report proves the provider had the message.
-_COLUMNS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
-    "delivered": ("delivered_at", "delivered", ("sent", "unknown")),
-    "bounced": ("bounced_at", "bounced", ("sent", "unknown", "delivered")),
-    "opened": ("first_opened_at", None, ()),
-    "clicked": ("first_clicked_at", None, ()),
-    "replied": ("replied_at", None, ()),
-}
-
-
-def _update_statement(kind: str) -> Any:
-    column, status, moves_from = _COLUMNS[kind]
-    status_sql = ""
-    if status is not None:
-        allowed = ", ".join(f"'{value}'" for value in moves_from)
-        status_sql = (
-            f", status = CASE WHEN m.status IN ({allowed}) THEN '{status}' ELSE m.status END"
-        )
-    return text(
-        f"""
-        UPDATE messages AS m
-        SET {column} = LEAST(COALESCE(m.{column}, v.at), v.at){status_sql}, updated_at = :now
-        FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(id, at)
-        WHERE m.workspace_id = :workspace_id AND m.id = v.id
-        """
-    )
-
-
-_UPDATES = {kind: _update_statement(kind) for kind in _COLUMNS}
-
-
-async def _find_messages(
-    session: AsyncSession, ids: Sequence[uuid.UUID], provider_ids: Sequence[str]
-) -> list[MessageRef]:
-    """Across workspaces on purpose: the caller is the deployment's provider, and each
-    message found carries its own workspace, which every later statement is scoped by."""
-    result = await session.execute(_FIND, {"ids": list(ids), "provider_ids": list(provider_ids)})
-    return [MessageRef(*row) for row in result.all()]
-
-
-async def _mark(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    kind: str,
-    first: dict[uuid.UUID, datetime],
-    now: datetime,
-) -> None:
-    await session.execute(
-        _UPDATES[kind],
-        {
-            "workspace_id": workspace_id,
-            "ids": list(first),
-            "ats": list(first.values()),
-            "now": now,
-        },
-    )
-
-
 # --- the mapping ----------------------------------------------------------------------------
 
 
@@ -166,7 +78,7 @@ async def apply_provider_events(
     (workspace, contact) is returned: the answer goes back to the provider."""
     if not reports:
         return {}
-    found = await _find_messages(
+    found = await repository.find_messages_for_outcomes(
         session,
         [r.message_id for r in reports if r.message_id is not None],
         [r.provider_message_id for r in reports if r.provider_message_id is not None],
@@ -276,13 +188,13 @@ async def _apply(
     # verdict (`delivered` or a hard bounce).
     firsts: dict[str, dict[uuid.UUID, datetime]] = defaultdict(dict)
     for report, ref in pairs:
-        if report.kind in _COLUMNS and not _soft(report):
+        if report.kind in repository.OUTCOME_COLUMNS and not _soft(report):
             current = firsts[report.kind].get(ref.id)
             if current is None or report.occurred_at < current:
                 firsts[report.kind][ref.id] = report.occurred_at
-    for kind in _COLUMNS:
+    for kind in repository.OUTCOME_COLUMNS:
         if firsts.get(kind):
-            await _mark(session, workspace_id, kind, firsts[kind], now)
+            await repository.mark_outcomes(session, workspace_id, kind, firsts[kind], now)
 
     live = [(report, ref) for report, ref in pairs if recorded.get(report.index)]
     await _suppress_and_exit(session, workspace_id, provider, live, now)
