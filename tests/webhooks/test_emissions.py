@@ -185,12 +185,13 @@ async def test_budget_overspent_once_by_the_entry_that_crosses(
 async def test_filters_select_exact_family_and_everything(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
+    # The campaign first: its static audience segment's `segment.entered` is not the point.
+    campaign = await _campaign(client, tenant)
     everything = await subscribe(session_factory, tenant, ["*"])
     family = await subscribe(session_factory, tenant, ["campaign.*"])
     exact = await subscribe(session_factory, tenant, ["campaign.approval_requested"])
     other = await subscribe(session_factory, tenant, ["contact.*", "budget.overspent"])
     disabled = await subscribe(session_factory, tenant, ["*"], enabled=False)
-    campaign = await _campaign(client, tenant)
     await client.post(f"/v1/campaigns/{campaign['id']}/submit", headers=tenant.headers)
 
     campaign_types = [
@@ -260,12 +261,12 @@ async def test_a_failing_request_after_the_emit_emits_nothing(
     """Through the API: submit moves the campaign to in_review (emitting
     `campaign.status_changed`), then the approval policy turns out unstaffable (422): the
     request's transaction rolls back, with the event."""
-    await subscribe(session_factory, tenant, ["*"])
     legal = await reviewer(session_factory, tenant, "Cy", ["legal"])
     await make_policy(client, tenant, [stage("Legal", ["legal"])])
     async with transaction(session_factory) as session:  # the only reviewer leaves
         await session.execute(update(Member).where(Member.id == legal.id).values(reviewer_roles=[]))
     campaign = await _campaign(client, tenant)
+    await subscribe(session_factory, tenant, ["*"])  # after the audience's segment.entered
     response = await client.post(f"/v1/campaigns/{campaign['id']}/submit", headers=tenant.headers)
     assert response.status_code == 422, response.text
     # The transition to in_review was applied (and emitted) before the policy check failed.
