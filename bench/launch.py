@@ -6,11 +6,15 @@ prints figures.
 
 Starts embedded PostgreSQL (or uses BENCH_DATABASE_URL), migrates, generates the data in
 SQL (contacts, membership rows, suppressions), VACUUM ANALYZE, then per run: the audience
-count alone, `launch()` (the real function: audience SELECT -> `enroll_contacts` INSERT ...
-SELECT ... RETURNING, campaign row, audit, commit) and the raw insert, each from a clean
-table.
+count alone, `launch()` (the real function: audience SELECT -> `enroll_count` INSERT ...
+SELECT, campaign row, audit, commit) and the raw inserts, each from a clean table. Beside
+each wall-clock figure it prints the server backend's CPU seconds for the same work (read
+from /proc, embedded server only): on a box shared with other work, wall time follows the
+load average (printed too) while CPU time does not.
 
-Usage: `uv run --no-sync python -m bench.launch [--contacts 1000000] [--runs 3]`.
+Usage: `uv run --no-sync python -m bench.launch [--contacts 1000000] [--runs 3]
+[--explain] [--subscribed]` (`--subscribed`: an endpoint wants `enrollment.started`, so the
+launch also writes one webhook event and delivery per enrollment).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from app.core.ids import new_id
 from app.embedded import EmbeddedPostgres
 from app.migrate import upgrade
 from app.sequences.enrollments.service import enroll_contacts
+from app.webhooks.models import WebhookEndpoint
 
 CONTACTS_SQL = """
 INSERT INTO contacts (id, workspace_id, external_id, email, attributes, created_at, updated_at)
@@ -150,10 +155,42 @@ async def _sequence(
     )
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a server backend so far (0 when not readable)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend(execute: Any) -> int | None:
+    return int((await execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+class Samples:
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall.setdefault(name, []).append(wall)
+        self.cpu.setdefault(name, []).append(cpu)
+
+    def last(self, name: str) -> str:
+        return f"{self.wall[name][-1]:.2f} s (cpu {self.cpu[name][-1]:.2f} s)"
+
+    def median(self, name: str) -> tuple[float, float]:
+        return statistics.median(self.wall[name]), statistics.median(self.cpu[name])
+
+
 async def measure(engine: AsyncEngine, ws: uuid.UUID, ids: dict[str, uuid.UUID], runs: int) -> None:
     factory = create_session_factory(engine)
-    samples: dict[str, list[float]] = {"audience": [], "launch": [], "raw": [], "raw_fk": []}
+    samples = Samples()
     enrolled = raw_rows = audience_size = 0
+    loads: list[float] = []
     for run in range(runs):
         await _reset(engine, ids)
         async with transaction(factory) as session:  # schedule: pins the version
@@ -163,40 +200,57 @@ async def measure(engine: AsyncEngine, ws: uuid.UUID, ids: dict[str, uuid.UUID],
         async with factory() as session:
             campaign = await session.get(Campaign, ids["campaign"])
             assert campaign is not None
-            started = time.perf_counter()
+            pid = await _backend(session.execute)
+            cpu, started = _cpu_seconds(pid), time.perf_counter()
             query = await launch.audience(session, campaign, utcnow())
             audience_size = int(
                 (
                     await session.execute(select(func.count()).select_from(query.subquery()))
                 ).scalar_one()
             )
-            samples["audience"].append(time.perf_counter() - started)
-        started = time.perf_counter()
+            samples.add("audience", time.perf_counter() - started, _cpu_seconds(pid) - cpu)
+        loads.append(os.getloadavg()[0])
         async with transaction(factory) as session:
+            pid = await _backend(session.execute)
+            cpu, started = _cpu_seconds(pid), time.perf_counter()
             campaign = await session.get(Campaign, ids["campaign"])
             assert campaign is not None
             enrolled = await launch.launch(session, campaign, utcnow())
-        samples["launch"].append(time.perf_counter() - started)
-        raw_rows, samples["raw"] = await _raw(engine, ws, ids, "bench_enrollments", samples["raw"])
+        samples.add("launch", time.perf_counter() - started, _cpu_seconds(pid) - cpu)
+        raw_rows = await _raw(engine, ws, ids, "bench_enrollments", samples=samples, name="raw")
         # The floor for this schema: the same raw insert into `enrollments` itself (its
-        # foreign keys checked per row), under another campaign id.
-        await _raw(engine, ws, {**ids, "campaign": new_id()}, "enrollments", samples["raw_fk"])
+        # foreign keys checked per row, its metrics trigger), under another campaign id.
+        other = {**ids, "campaign": new_id()}
+        await _raw(engine, ws, other, "enrollments", samples=samples, name="raw_fk")
+        loads.append(os.getloadavg()[0])
         print(
-            f"  run {run + 1}: audience count {samples['audience'][-1]:.2f} s, launch "
-            f"{samples['launch'][-1]:.2f} s ({enrolled:,}), raw insert {samples['raw'][-1]:.2f} s"
-            f" ({raw_rows:,}), raw insert into enrollments {samples['raw_fk'][-1]:.2f} s",
+            f"  run {run + 1}: audience count {samples.last('audience')}, launch "
+            f"{samples.last('launch')} ({enrolled:,}), raw insert {samples.last('raw')}"
+            f" ({raw_rows:,}), raw insert into enrollments {samples.last('raw_fk')};"
+            f" load average {loads[-2]:.1f} -> {loads[-1]:.1f}",
             flush=True,
         )
-    launch_s, raw_s = statistics.median(samples["launch"]), statistics.median(samples["raw"])
-    print(f"audience {audience_size:,} contacts; median of {runs} runs:")
-    audience_s = statistics.median(samples["audience"])
-    print(f"  audience count (SELECT count(*) of the audience query): {audience_s:.2f} s")
-    print(f"  launch() enrolling {enrolled:,}: {launch_s:.2f} s")
-    print(f"  raw INSERT ... SELECT of {raw_rows:,} rows: {raw_s:.2f} s")
-    raw_fk_s = statistics.median(samples["raw_fk"])
-    print(f"  raw INSERT ... SELECT into enrollments itself (foreign keys): {raw_fk_s:.2f} s")
-    print(f"  ratio launch / raw: {launch_s / raw_s:.2f}x (target <= 3x and < 10 s)")
-    print(f"  ratio launch / raw into enrollments: {launch_s / raw_fk_s:.2f}x")
+    print(f"audience {audience_size:,} contacts; median of {runs} runs (wall, backend cpu):")
+    figures = {name: samples.median(name) for name in ("audience", "launch", "raw", "raw_fk")}
+    labels = {
+        "audience": "audience count (SELECT count(*) of the audience query)",
+        "launch": f"launch() enrolling {enrolled:,}",
+        "raw": f"raw INSERT ... SELECT of {raw_rows:,} rows (LIKE table)",
+        "raw_fk": "raw INSERT ... SELECT into enrollments itself (foreign keys, trigger)",
+    }
+    for name, (wall, cpu) in figures.items():
+        print(f"  {labels[name]}: {wall:.2f} s (cpu {cpu:.2f} s)")
+    (launch_s, launch_cpu), (raw_s, raw_cpu) = figures["launch"], figures["raw"]
+    raw_fk_s, raw_fk_cpu = figures["raw_fk"]
+    print(
+        f"  ratio launch / raw: {launch_s / raw_s:.2f}x"
+        f" (cpu {launch_cpu / max(raw_cpu, 0.01):.2f}x; target <= 3x and < 10 s)"
+    )
+    print(
+        f"  ratio launch / raw into enrollments: {launch_s / raw_fk_s:.2f}x"
+        f" (cpu {launch_cpu / max(raw_fk_cpu, 0.01):.2f}x)"
+    )
+    print(f"  load average (1 min) during the runs: {min(loads):.1f} .. {max(loads):.1f}")
 
 
 async def explain(engine: AsyncEngine, ids: dict[str, uuid.UUID]) -> None:
@@ -241,10 +295,13 @@ async def _raw(
     ws: uuid.UUID,
     ids: dict[str, uuid.UUID],
     table: str,
-    samples: list[float],
-) -> tuple[int, list[float]]:
-    started = time.perf_counter()
+    *,
+    samples: Samples,
+    name: str,
+) -> int:
     async with engine.begin() as conn:
+        pid = await _backend(conn.execute)
+        cpu, started = _cpu_seconds(pid), time.perf_counter()
         result = await conn.execute(
             text(RAW_SQL.replace("{table}", table)),
             {
@@ -256,14 +313,17 @@ async def _raw(
                 "now": utcnow(),
             },
         )
-    samples.append(time.perf_counter() - started)
-    return int(result.rowcount), samples
+    samples.add(name, time.perf_counter() - started, _cpu_seconds(pid) - cpu)
+    return int(result.rowcount)
 
 
 async def _reset(engine: AsyncEngine, ids: dict[str, uuid.UUID]) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            text("TRUNCATE enrollments, bench_enrollments, campaign_actions CASCADE")
+            text(
+                "TRUNCATE enrollments, bench_enrollments, campaign_actions, metric_deltas,"
+                " webhook_events CASCADE"
+            )
         )
         await conn.execute(
             text(
@@ -279,13 +339,28 @@ async def _reset(engine: AsyncEngine, ids: dict[str, uuid.UUID]) -> None:
         await conn.execute(text("CHECKPOINT"))
 
 
-async def run(url: str, contacts: int, runs: int, show_plan: bool) -> None:
+async def _subscribe(engine: AsyncEngine, ws: uuid.UUID) -> None:
+    """An enabled endpoint wanting `enrollment.started`: the launch then emits set-wise."""
+    async with transaction(create_session_factory(engine)) as session:
+        session.add(
+            WebhookEndpoint(
+                workspace_id=ws,
+                url="https://hooks.example/bench",
+                event_types=["enrollment.started"],
+                secret="whsec_" + "a" * 32,
+            )
+        )
+
+
+async def run(url: str, contacts: int, runs: int, show_plan: bool, subscribed: bool) -> None:
     created = await create_workspace(url, "Bench", "o@bench.example", "O")
     ws, now = created.workspace.id, utcnow()
     engine = create_engine(url, pool_size=2)
     try:
         print(f"generating {contacts:,} contacts, segments and suppressions", flush=True)
         ids = await generate(engine, ws, now, contacts)
+        if subscribed:
+            await _subscribe(engine, ws)
         await measure(engine, ws, ids, runs)
         if show_plan:
             await explain(engine, ids)
@@ -298,6 +373,9 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--explain", action="store_true", help="print the launch INSERT's plan")
+    parser.add_argument(
+        "--subscribed", action="store_true", help="an endpoint subscribes to enrollment.started"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-launch-"))
     postgres = EmbeddedPostgres(workdir / "pg")
@@ -305,7 +383,7 @@ def main() -> None:
     url = async_database_url(database_url)
     try:
         upgrade(url)
-        asyncio.run(run(url, args.contacts, args.runs, args.explain))
+        asyncio.run(run(url, args.contacts, args.runs, args.explain, args.subscribed))
     finally:
         postgres.stop()
         shutil.rmtree(workdir, ignore_errors=True)

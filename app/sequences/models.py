@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import (
+    ARRAY,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +49,10 @@ class SequenceVersion(WorkspaceEntity, Base):
     __tablename__ = "sequence_versions"
     __table_args__ = (
         UniqueConstraint("sequence_id", "number", name="uq_sequence_versions_sequence_number"),
+        # The target of enrollments' composite foreign key (version, sequence, workspace).
+        UniqueConstraint(
+            "id", "sequence_id", "workspace_id", name="uq_sequence_versions_id_sequence_workspace"
+        ),
         Index("ix_sequence_versions_sequence_id", "sequence_id", "id"),
     )
 
@@ -52,6 +65,21 @@ class SequenceVersion(WorkspaceEntity, Base):
 class Enrollment(WorkspaceEntity, Base):
     __tablename__ = "enrollments"
     __table_args__ = (
+        # One foreign key proves the version, its sequence and its workspace at once (the
+        # version's own foreign keys prove those exist), one index probe per row where
+        # separate keys on workspace_id and sequence_id cost two more per row at every
+        # launch. Deleting a workspace or a sequence deletes its versions, which cascades
+        # here (found by `ix_enrollments_sequence`). docs/indexes.md, Enrollments.
+        ForeignKeyConstraint(
+            ["sequence_version_id", "sequence_id", "workspace_id"],
+            [
+                "sequence_versions.id",
+                "sequence_versions.sequence_id",
+                "sequence_versions.workspace_id",
+            ],
+            name="fk_enrollments_version_sequence_workspace",
+            ondelete="CASCADE",
+        ),
         # The scheduler scan: due live work only, in time order. Waiting rows whose time is
         # far away sit past the scan's upper bound, so the scan's cost follows due work.
         Index(
@@ -59,23 +87,25 @@ class Enrollment(WorkspaceEntity, Base):
             "next_action_at",
             postgresql_where=text("state IN ('active', 'waiting')"),
         ),
-        # One unfinished enrollment per (sequence, contact, campaign): API enrollment and
-        # launch are idempotent through it.
+        # One unfinished enrollment per (contact, sequence, campaign): API enrollment and
+        # launch are idempotent through it. Contact first, so it also serves the lookups of
+        # a contact's unfinished (or live: a subset) enrollments, event wake-ups and exits,
+        # with only unfinished rows in it (it replaces ix_enrollments_live_contact).
         Index(
             "uq_enrollments_live",
-            "sequence_id",
             "contact_id",
+            "sequence_id",
             "campaign_id",
             unique=True,
             postgresql_nulls_not_distinct=True,
             postgresql_where=text(UNFINISHED),
         ),
-        # Waking waits and exit checks on event ingestion: by contact, live rows only.
-        Index(
-            "ix_enrollments_live_contact",
-            "contact_id",
-            postgresql_where=text("state IN ('active', 'waiting')"),
-        ),
+        # Every enrollment of a contact, finished ones included: the cascade when a
+        # contact is deleted, the privacy export, per-contact metrics. (Before 0012 only
+        # partial indexes led with contact_id, and a contact delete scanned the table.)
+        Index("ix_enrollments_contact", "contact_id"),
+        # Listing a sequence's enrollments by id; `has_live_enrollments`; the cascade from
+        # a deleted sequence (version).
         Index("ix_enrollments_sequence", "sequence_id", "id"),
         Index(
             "ix_enrollments_campaign",
@@ -88,10 +118,11 @@ class Enrollment(WorkspaceEntity, Base):
         {"postgresql_with": {"fillfactor": 80}},
     )
 
-    sequence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
-    sequence_version_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("sequence_versions.id", ondelete="CASCADE")
-    )
+    # No foreign key or index of its own: the composite key above covers it, and every
+    # query names a sequence, campaign, contact or id besides the workspace.
+    workspace_id: Mapped[uuid.UUID] = mapped_column()
+    sequence_id: Mapped[uuid.UUID] = mapped_column()
+    sequence_version_id: Mapped[uuid.UUID] = mapped_column()
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     # Set by campaign launches and triggers (the campaigns issue adds the foreign key).
     campaign_id: Mapped[uuid.UUID | None] = mapped_column()

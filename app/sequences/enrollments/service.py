@@ -89,6 +89,8 @@ async def enroll_contacts(
     values = enrollment_columns(version, utcnow(), campaign_id, source)
     repo = EnrollmentRepository(session, workspace_id)
     endpoints = await emit.subscribers_of(session, workspace_id, EnrollmentStarted.TYPE)
+    await repo.share_sequence(version.sequence_id)
+    await repo.widen_work_mem()
     ids = await repo.insert_from(contacts, values)
     if endpoints and ids:
         rows = repo.payload_rows(ids)
@@ -117,6 +119,8 @@ async def enroll_count(
     values = enrollment_columns(version, utcnow(), campaign_id, source)
     repo = EnrollmentRepository(session, workspace_id)
     endpoints = await emit.subscribers_of(session, workspace_id, EnrollmentStarted.TYPE)
+    await repo.share_sequence(version.sequence_id)
+    await repo.widen_work_mem()
     if not endpoints:
         return await repo.count_from(contacts, values)
     inserted = repo.inserting(contacts, values)
