@@ -55,6 +55,9 @@ async def enroll(
     contact_id = await _contact_id(session, workspace_id, body)
     version = await _version(session, workspace_id, sequence_id, body.version)
     repo = EnrollmentRepository(session, workspace_id)
+    # A concurrent sequence delete waits for this enrollment, then refuses (409), instead of
+    # cascading it away.
+    await repo.share_sequence(sequence_id)
     created_id = await repo.insert_one(
         {
             **enrollment_columns(version, now, campaign_id, source),
