@@ -71,18 +71,13 @@ async def emit(
     return await emit_many(session, [Emission(workspace_id, data, occurred_at)])
 
 
-async def emit_many(
-    session: AsyncSession,
-    emissions: Sequence[Emission],
-    *,
-    only_endpoint: uuid.UUID | None = None,
-) -> int:
+async def emit_many(session: AsyncSession, emissions: Sequence[Emission]) -> int:
     """Emit events set-wise (one query for the subscriptions, two inserts); returns the
-    number of deliveries created. `only_endpoint` targets one endpoint (test sends)."""
+    number of deliveries created."""
     if not emissions:
         return 0
     subscribers = await repository.subscribed_endpoints(
-        session, {e.workspace_id for e in emissions}, only_endpoint
+        session, {e.workspace_id for e in emissions}
     )
     return await _write(session, emissions, subscribers)
 

@@ -18,14 +18,11 @@ from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 async def subscribed_endpoints(
     session: AsyncSession,
     workspace_ids: Collection[uuid.UUID],
-    only_endpoint: uuid.UUID | None = None,
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]]:
     """Enabled endpoints of these workspaces with their filters, by workspace."""
     statement = select(
         WebhookEndpoint.workspace_id, WebhookEndpoint.id, WebhookEndpoint.event_types
     ).where(WebhookEndpoint.workspace_id.in_(list(workspace_ids)), WebhookEndpoint.enabled)
-    if only_endpoint is not None:
-        statement = statement.where(WebhookEndpoint.id == only_endpoint)
     found: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}
     for workspace_id, endpoint_id, filters in (await session.execute(statement)).all():
         found.setdefault(workspace_id, []).append((endpoint_id, list(filters)))
