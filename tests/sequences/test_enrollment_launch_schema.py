@@ -17,8 +17,8 @@ from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Conflict
+from app.core.ids import ordered_uuid7
 from app.sequences import service
-from app.sequences.enrollments.repository import ordered_uuid7
 from app.sequences.enrollments.service import enroll_count, enrollment_columns
 from app.sequences.models import Enrollment, Sequence, SequenceVersion
 from tests.fixtures.tenants import Tenant

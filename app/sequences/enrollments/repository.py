@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Select,
-    Uuid,
     bindparam,
-    cast,
     func,
     literal,
-    literal_column,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from app.core.ids import ordered_uuid7
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
 from app.sequences.models import (
@@ -30,7 +27,6 @@ from app.sequences.models import (
     SequenceVersion,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BULK_WORK_MEM = "64MB"
 _LIVE_KEY = ["sequence_id", "contact_id", "campaign_id"]
 
@@ -197,33 +193,6 @@ class TimelineRepository(WorkspaceRepository[EnrollmentStep]):
         self, enrollment_id: uuid.UUID, params: PageParams
     ) -> PageResult[EnrollmentStep]:
         return await self.page(params, EnrollmentStep.enrollment_id == enrollment_id)
-
-
-def ordered_uuid7(now: datetime, position: Any) -> Any:
-    """UUIDv7 ids for set-wise inserts that ascend with `position` (0, 1, ... in the rows'
-    insert order), RFC 9562's fixed-length counter method: 48 bits of `now`'s millisecond,
-    the version, a 26-bit counter (the 12 `rand_a` bits and, after the variant, the first 14
-    of `rand_b`), then 48 random bits. Past 2**26 rows the counter carries into the
-    milliseconds. (`app.core.ids.sql_uuid7` gives every row of one statement the same
-    millisecond and random bits after it, so a million-row insert wrote its primary key and
-    `(sequence_id, id)` index at random places.) The constant part is computed here, the
-    per-row part is integer arithmetic and two `int8send`."""
-    millis = (now - _EPOCH) // timedelta(milliseconds=1)
-    counter = cast(position, BigInteger).self_group()
-
-    def sql(value: int) -> Any:
-        return literal_column(str(value))
-
-    # high 64 bits: millis << 16 | 0x7000 | counter bits 14..25, plus any carry past 2**26.
-    carry = counter.op(">>")(sql(26)).self_group() * sql(1 << 16)
-    rand_a = counter.op(">>")(sql(14)).self_group().op("&")(sql(0xFFF)).self_group()
-    high = (sql((millis << 16) | 0x7000) + carry + rand_a).self_group()
-    # low 64 bits: variant 0b10, counter bits 0..13, 48 random bits.
-    variant = counter.op("&")(sql(0x3FFF)).self_group().op("|")(sql(0x8000)).self_group()
-    random_bits = cast(func.floor(func.random() * sql(1 << 48)), BigInteger)
-    low = variant.op("<<")(sql(48)).self_group().op("|")(random_bits).self_group()
-    raw = func.int8send(high).op("||")(func.int8send(low))
-    return cast(func.encode(raw, "hex"), Uuid)
 
 
 def live_state_at(now: datetime) -> dict[str, Any]:
