@@ -6,8 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.auth import bump_epoch
 from app.core.db import create_engine, create_session_factory, transaction
 from app.core.pagination import PageParams
 from app.workspaces import service
@@ -59,9 +62,24 @@ async def list_keys(database_url: str, workspace_id: uuid.UUID) -> list[str]:
             params = PageParams(limit=200, after_id=page.items[-1].id)
 
 
-async def revoke_key(database_url: str, workspace_id: uuid.UUID, key_id: uuid.UUID) -> None:
+async def revoke_key(
+    database_url: str, redis_url: str | None, workspace_id: uuid.UUID, key_id: uuid.UUID
+) -> bool:
+    """Revoke, then move the credentials epoch so running API processes drop their cached
+    copy (app/workspaces/principals.py). False when Redis was not reachable: processes
+    then stop accepting the key within the cache TTL (60 s)."""
     async with admin_session(database_url) as session:
         await service.revoke_key(session, workspace_id, key_id)
+    if redis_url is None:
+        return False
+    redis = Redis.from_url(redis_url)
+    try:
+        await bump_epoch(redis)
+    except RedisError:
+        return False
+    finally:
+        await redis.aclose()
+    return True
 
 
 async def ensure_dev_key(database_url: str, saved_key: str | None) -> tuple[str, bool]:

@@ -180,8 +180,15 @@ def keys_revoke(
     from app.admin import revoke_key
 
     settings = load_settings()
-    asyncio.run(revoke_key(_database_url(settings), workspace, key_id))
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    pushed = asyncio.run(revoke_key(_database_url(settings), redis_url, workspace, key_id))
     typer.echo(f"revoked {key_id}")
+    if not pushed:
+        typer.echo(
+            "warning: Redis not reachable; running API processes stop accepting the key "
+            "within 60 s (their principal cache TTL).",
+            err=True,
+        )
 
 
 @metrics_cli.command("recount")

@@ -13,8 +13,12 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
+
+from redis.asyncio import Redis
 
 KEY_PREFIX = "hk_"
 DISPLAY_PREFIX_LENGTH = 11
@@ -72,3 +76,49 @@ class Principal:
             if scope_area in ("", area) and LEVELS.get(scope_level, 0) >= needed:
                 return True
         return False
+
+
+# The principal cache (app/workspaces/principals.py explains the protocol).
+EPOCH_KEY = "herald:auth:epoch"
+TTL = timedelta(seconds=60)
+MAX_ENTRIES = 10_000
+
+
+@dataclass
+class CachedPrincipal:
+    principal: Principal
+    epoch: bytes | None
+    cached_at: datetime
+
+
+class PrincipalCache:
+    """Per process; bounded (oldest entries dropped first)."""
+
+    def __init__(self, ttl: timedelta = TTL, max_entries: int = MAX_ENTRIES) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: OrderedDict[str, CachedPrincipal] = OrderedDict()
+
+    def get(self, key_hash: str, now: datetime) -> CachedPrincipal | None:
+        entry = self._entries.get(key_hash)
+        if entry is not None and now - entry.cached_at >= self._ttl:
+            del self._entries[key_hash]
+            return None
+        return entry
+
+    def put(self, key_hash: str, entry: CachedPrincipal) -> None:
+        self._entries[key_hash] = entry
+        self._entries.move_to_end(key_hash)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def drop(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+async def bump_epoch(redis: Redis) -> None:
+    """Make every process re-read every cached key on its next use."""
+    await redis.set(EPOCH_KEY, secrets.token_hex(8))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, MetaData, Uuid
+from sqlalchemy import DateTime, MetaData, Uuid, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from app.core.clock import utcnow
 from app.core.ids import new_id
@@ -46,12 +50,20 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+# A pooled connection idle for longer than this is pinged before use (a server restart or a
+# firewall dropping idle sockets is found there, not by the request). SQLAlchemy's own
+# `pool_pre_ping` pings on every checkout: three round trips on asyncpg (BEGIN, `;`,
+# ROLLBACK), about a fifth of a cached authenticated read (docs/benchmarks.md, Metrics).
+IDLE_PING_SECONDS = 10.0
+
+
+def create_engine(
+    url: str, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS
+) -> AsyncEngine:
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # JIT compilation pays off for long analytical scans, not for Herald's statements:
         # segment counts spent ~0.6 s compiling plans whose estimated cost crossed the JIT
         # threshold (docs/indexes.md). Off for every Herald connection.
@@ -59,10 +71,44 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             "server_settings": {"application_name": "herald", "timezone": "UTC", "jit": "off"}
         },
     )
+    _ping_when_idle(engine, idle_ping_seconds)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping connections that sat idle in the pool; a failed ping makes the pool replace the
+    connection (DisconnectionError). A connection that dies while in use is still found by
+    the statement: SQLAlchemy then invalidates the whole pool, and the API answers that one
+    request with a 503 (app/core/middleware.py)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _: PoolProxiedConnection
+    ) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("idle connection failed its ping") from exc
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+_AFTER_COMMIT_KEY = "herald_after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` once the session's transaction has committed (never on rollback); the
+    request's response waits for it."""
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(action)
 
 
 @asynccontextmanager
@@ -82,8 +128,11 @@ async def transaction(
             await session.commit()
         except BaseException:
             await session.rollback()
+            session.info.pop(_AFTER_COMMIT_KEY, None)
             if queue is not None:
                 queue.discard(session)
             raise
         if queue is not None:
             await queue.flush(session)
+        for action in session.info.pop(_AFTER_COMMIT_KEY, []):
+            await action()

@@ -56,21 +56,37 @@ def bearer_token(request: Request) -> str:
 async def resolve_principal(request: Request, session: AsyncSession | None = None) -> Principal:
     """Authenticate once per request (the idempotency layer may already have done it).
 
-    With `session`, the lookup rides in the request's own transaction (one pool checkout
-    per request instead of two)."""
+    With `session`, a database lookup rides in the request's own transaction (one pool
+    checkout per request instead of two)."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    from app.workspaces.service import authenticate
+    from app.workspaces.principals import authenticate
 
+    state = app_state(request)
     token = bearer_token(request)
     if session is not None:
-        principal = await authenticate(session, token)
+        principal = await authenticate(state.principals, state.redis, session, token)
     else:
-        async with transaction(app_state(request).session_factory) as own_session:
-            principal = await authenticate(own_session, token)
+        async with transaction(state.session_factory) as own_session:
+            principal = await authenticate(state.principals, state.redis, own_session, token)
     request.state.principal = principal
     return principal
+
+
+async def _admit(request: Request, session: AsyncSession) -> tuple[Principal, int | None]:
+    """The caller and, when over its rate limit, the seconds to wait: one Redis round trip
+    and no SQL for a key seen recently (app/workspaces/principals.py)."""
+    from app.workspaces.principals import admit
+
+    state = app_state(request)
+    limit = state.settings.http.rate_limit_per_minute
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached, await retry_after_if_limited(state.redis, cached.api_key_id, limit, utcnow())
+    admission = await admit(state.principals, state.redis, session, bearer_token(request), limit)
+    request.state.principal = admission.principal
+    return admission.principal, admission.retry_after
 
 
 def require(area: str, level: Level) -> Callable[..., Coroutine[Any, Any, Principal]]:
@@ -79,18 +95,11 @@ def require(area: str, level: Level) -> Callable[..., Coroutine[Any, Any, Princi
         session: Session,
         _: Annotated[object, Depends(bearer_scheme)] = None,
     ) -> Principal:
-        principal = await resolve_principal(request, session)
+        principal, retry_after = await _admit(request, session)
         if not principal.allows(area, level):
             raise Forbidden(
                 f"This operation needs the `{level}` or `{area}:{level}` scope (or higher)."
             )
-        state = app_state(request)
-        retry_after = await retry_after_if_limited(
-            state.redis,
-            principal.api_key_id,
-            state.settings.http.rate_limit_per_minute,
-            utcnow(),
-        )
         if retry_after is not None:
             raise TooManyRequests(
                 "This API key is over its request rate limit.", retry_after=retry_after

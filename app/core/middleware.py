@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,20 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def _unhandled_problem(exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # The database connection broke mid-request (server restart, network): the pool has
+        # been invalidated and a retry gets a fresh connection.
+        return problem_response(
+            503,
+            "The database connection was lost; retry the request.",
+            headers={"Retry-After": "1"},
+        )
+    return problem_response(
+        500, "An unexpected error occurred. Quote the request_id when reporting it."
+    )
 
 
 class RequestContextMiddleware:
@@ -62,14 +77,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # Last line of defence: log the internals, answer a bare 500 problem.
             log.exception("unhandled_error")
             if status_holder["started"]:
                 raise
-            await problem_response(
-                500, "An unexpected error occurred. Quote the request_id when reporting it."
-            )(scope, receive, send_with_id)
+            await _unhandled_problem(exc)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

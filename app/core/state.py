@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from arq.connections import ArqRedis
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.core.auth import PrincipalCache
 from app.worker.queue import JobQueue
 
 
@@ -21,6 +22,7 @@ class AppState:
     redis: ArqRedis
     queue: JobQueue
     http: httpx.AsyncClient
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -3,14 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
+from app.core.state import app_state
 from app.workspaces import service
+from app.workspaces.principals import credentials_changed
 from app.workspaces.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -148,10 +150,12 @@ async def update_member(
 )
 async def delete_member(
     member_id: uuid.UUID,
+    request: Request,
     session: Session,
     principal: Annotated[Principal, Caller("members", "admin")],
 ) -> Response:
     await service.delete_member(session, principal.workspace_id, member_id)
+    credentials_changed(session, app_state(request).redis)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -223,9 +227,10 @@ async def get_api_key(
 )
 async def revoke_api_key(
     key_id: uuid.UUID,
+    request: Request,
     session: Session,
     principal: Annotated[Principal, Caller("api_keys", "admin")],
 ) -> ApiKeyOut:
-    return ApiKeyOut.model_validate(
-        await service.revoke_key(session, principal.workspace_id, key_id)
-    )
+    key = await service.revoke_key(session, principal.workspace_id, key_id)
+    credentials_changed(session, app_state(request).redis)
+    return ApiKeyOut.model_validate(key)
