@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Numeric,
     Select,
     String,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     any_,
+    bindparam,
     case,
     cast,
     delete,
@@ -38,7 +40,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
@@ -451,21 +453,52 @@ async def replace_rollups(session: AsyncSession, scope: Scope, rows: dict[Key, F
 
 # --- read signature (app/metrics/cache.py) ---------------------------------------------------
 
-SIGNATURE_SQL = text(
-    "SELECT r.n, r.newest, d.n, d.newest FROM"
-    " (SELECT count(*) AS n, max(xmin::text::bigint) AS newest FROM metric_rollups"
-    "  WHERE workspace_id = :ws AND campaign_id = :campaign) r,"
-    " (SELECT count(*) AS n, max(id) AS newest FROM metric_deltas"
-    "  WHERE workspace_id = :ws AND campaign_id = :campaign) d"
+READ_STATE_SQL = (
+    text(
+        "SELECT c.version, c.goal, c.timezone, coalesce(c.launched_at, c.created_at) AS origin,"
+        " ARRAY(SELECT p.event_id FROM metric_pending_events p WHERE p.workspace_id = :ws)"
+        "  AS pending,"
+        " r.n AS rollups, r.newest AS rollups_newest, d.n AS deltas, d.newest AS deltas_newest"
+        " FROM campaigns c,"
+        " (SELECT count(*) AS n, max(xmin::text::bigint) AS newest FROM metric_rollups"
+        "  WHERE workspace_id = :ws AND campaign_id = :campaign) r,"
+        " (SELECT count(*) AS n, max(id) AS newest FROM metric_deltas"
+        "  WHERE workspace_id = :ws AND campaign_id = :campaign) d"
+        " WHERE c.workspace_id = :ws AND c.id = :campaign"
+    )
+    .bindparams(bindparam("ws", type_=Uuid()), bindparam("campaign", type_=Uuid()))
+    .columns(goal=JSONB(), pending=ARRAY(Uuid()), origin=DateTime(timezone=True))
 )
 
 
-async def read_signature(session: AsyncSession, scope: Scope) -> tuple[Any, ...]:
-    """What the stored figures of a campaign depend on besides queued events: the count and
-    newest writer (`xmin`) of its rollup rows, the count and newest id of its deltas."""
+@dataclass(frozen=True)
+class ReadState:
+    """What a campaign read depends on, in one statement: the campaign fields that shape the
+    figures, the workspace's queued event ids, and the count and newest writer (`xmin`) of
+    the campaign's rollup rows and the count and newest id of its deltas."""
+
+    version: int
+    goal: Any
+    timezone: str
+    origin: datetime  # launch, else creation: where a default range starts
+    pending: list[uuid.UUID]
+    stored: tuple[Any, ...]
+
+
+async def read_state(session: AsyncSession, scope: Scope) -> ReadState | None:
+    """None: no such campaign in the workspace."""
     row = (
         await session.execute(
-            SIGNATURE_SQL, {"ws": scope.workspace_id, "campaign": scope.campaign_id}
+            READ_STATE_SQL, {"ws": scope.workspace_id, "campaign": scope.campaign_id}
         )
-    ).one()
-    return tuple(row)
+    ).first()
+    if row is None:
+        return None
+    return ReadState(
+        version=row.version,
+        goal=row.goal,
+        timezone=row.timezone or "UTC",
+        origin=row.origin,
+        pending=list(row.pending),
+        stored=(row.rollups, row.rollups_newest, row.deltas, row.deltas_newest),
+    )

@@ -18,7 +18,7 @@ from app.campaigns import service as campaigns
 from app.campaigns.models import Campaign
 from app.config import MetricsSettings, Settings
 from app.core.clock import utcnow
-from app.core.errors import Unprocessable
+from app.core.errors import NotFound, Unprocessable
 from app.metrics import cache
 from app.metrics import repository as repo
 from app.metrics.repository import Key, Scope
@@ -167,35 +167,40 @@ async def campaign_stats_json(
     group_by: GroupBy | None = None,
 ) -> bytes:
     """`campaign_stats` as JSON, served from the exact read cache (app/metrics/cache.py)
-    while nothing it depends on changed. The segment breakdown is never cached."""
-    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-    scope = Scope(workspace_id, campaign.id)
-    pending = await repo.pending_ids(session, scope)
-    signature = None if group_by == "segment" else await _signature(session, campaign, pending)
-    key = ("stats", workspace_id, campaign.id, group_by)
+    while nothing it depends on changed: a hit costs one statement. The segment breakdown is
+    never cached."""
+    scope = Scope(workspace_id, campaign_id)
+    state = await _read_state(session, scope)
+    signature = None if group_by == "segment" else _signature(state)
+    key = ("stats", workspace_id, campaign_id, group_by)
     cached = None if signature is None else cache.responses.get(key, signature)
     if isinstance(cached, CampaignStats):
         stats = cached.model_copy(update={"as_of": utcnow()})
     else:
-        stats = await _stats(session, campaign, scope, pending, group_by)
+        campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+        stats = await _stats(session, campaign, scope, state.pending, group_by)
         if signature is not None:
             cache.responses.put(key, signature, stats)
     return stats.model_dump_json(by_alias=True).encode()
 
 
-async def _signature(
-    session: AsyncSession, campaign: Campaign, pending: Sequence[uuid.UUID]
-) -> tuple[Any, ...] | None:
+async def _read_state(session: AsyncSession, scope: Scope) -> repo.ReadState:
+    state = await repo.read_state(session, scope)
+    if state is None:
+        raise NotFound(f"No campaign with id {scope.campaign_id}.")
+    return state
+
+
+def _signature(state: repo.ReadState) -> tuple[Any, ...] | None:
     """What a campaign's figures depend on (app/metrics/cache.py); None: don't cache."""
-    if len(pending) > cache.MAX_PENDING:
+    if len(state.pending) > cache.MAX_PENDING:
         return None
-    stored = await repo.read_signature(session, Scope(campaign.workspace_id, campaign.id))
     return (
-        campaign.version,
-        repr(campaign.goal),
-        campaign.timezone,
-        stored,
-        tuple(sorted(pending)),
+        state.version,
+        repr(state.goal),
+        state.timezone,
+        state.stored,
+        tuple(sorted(state.pending)),
     )
 
 
@@ -273,7 +278,8 @@ async def campaign_timeseries(
     """Figures per hour (UTC hours) or per day (midnight to midnight in the campaign's
     timezone), for every bucket whose start lies in [from, to), empty buckets included."""
     campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-    plan = _plan(campaign, config, bucket, start, end)
+    origin = campaign.launched_at or campaign.created_at
+    plan = _plan(campaign.timezone, origin, config, bucket=bucket, start=start, end=end)
     scope = Scope(workspace_id, campaign.id)
     return await _series(session, campaign, plan, await repo.pending_ids(session, scope), group_by)
 
@@ -292,16 +298,16 @@ async def campaign_timeseries_json(
     """`campaign_timeseries` as JSON, served from the exact read cache (app/metrics/cache.py)
     while nothing it depends on changed. Keyed by the buckets, not the raw `to`: a default
     `to` (now) hits until a new bucket starts."""
-    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-    plan = _plan(campaign, config, bucket, start, end)
-    pending = await repo.pending_ids(session, Scope(workspace_id, campaign.id))
-    signature = await _signature(session, campaign, pending)
+    state = await _read_state(session, Scope(workspace_id, campaign_id))
+    plan = _plan(state.timezone, state.origin, config, bucket=bucket, start=start, end=end)
+    signature = _signature(state)
     last = plan.starts[-1] if plan.starts else plan.end
-    key = ("series", workspace_id, campaign.id, bucket, plan.first, last, group_by)
+    key = ("series", workspace_id, campaign_id, bucket, plan.first, last, group_by)
     cached = None if signature is None else cache.responses.get(key, signature)
     if isinstance(cached, bytes):
         return cached
-    series = await _series(session, campaign, plan, pending, group_by)
+    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+    series = await _series(session, campaign, plan, state.pending, group_by)
     body = series.model_dump_json(by_alias=True).encode()
     if signature is not None:
         cache.responses.put(key, signature, body)
@@ -318,15 +324,17 @@ class _Plan:
 
 
 def _plan(
-    campaign: Campaign,
+    timezone: str | None,
+    origin: datetime,
     config: MetricsSettings,
+    *,
     bucket: Bucket,
     start: datetime | None,
     end: datetime | None,
 ) -> _Plan:
-    zone = ZoneInfo(campaign.timezone or "UTC")
+    zone = ZoneInfo(timezone or "UTC")
     end = end or utcnow()
-    start = start or (campaign.launched_at or campaign.created_at)
+    start = start or origin
     if start >= end:
         raise Unprocessable("`from` must be before `to`.")
     if start < EARLIEST or end > LATEST:
