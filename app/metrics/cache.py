@@ -9,8 +9,8 @@ one, ids only grow), and the workspace's queued event ids. Folding moves deltas 
 without changing their sum, so any two moments with the same signature serve the same
 figures; what the cache saves is the summing, the per-bucket Python building and the JSON
 encoding, which dominate a read (docs/metrics.md, benchmark). Entries also expire after
-`TTL_SECONDS`, and the cache holds at most `MAX_ENTRIES` (oldest dropped first): a bound,
-not a correctness device. Per API process; nothing to invalidate across processes.
+`TTL_SECONDS`, and the cache holds at most `MAX_ENTRIES` (oldest dropped first): a bound on
+memory held for idle campaigns, not a correctness device (the signature is exact). Per API process; nothing to invalidate across processes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-TTL_SECONDS = 5.0
+TTL_SECONDS = 60.0
 MAX_ENTRIES = 512
 MAX_PENDING = 1000  # a longer queue (a catch-up) is not worth keying on: no caching then
 

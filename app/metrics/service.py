@@ -257,6 +257,14 @@ def _bucket_starts(
         day += timedelta(days=1)
 
 
+def _bucket_floor(bucket: Bucket, zone: ZoneInfo, moment: datetime) -> datetime:
+    """The start of the bucket holding `moment` (a UTC hour; a midnight in `zone`)."""
+    if bucket == "hour":
+        return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    day = moment.astimezone(zone).date()
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
 def _bucket_end(bucket: Bucket, zone: ZoneInfo, start: datetime) -> datetime:
     if bucket == "hour":
         return start + timedelta(hours=1)
@@ -301,8 +309,7 @@ async def campaign_timeseries_json(
     state = await _read_state(session, Scope(workspace_id, campaign_id))
     plan = _plan(state.timezone, state.origin, config, bucket=bucket, start=start, end=end)
     signature = _signature(state)
-    last = plan.starts[-1] if plan.starts else plan.end
-    key = ("series", workspace_id, campaign_id, bucket, plan.first, last, group_by)
+    key = ("series", workspace_id, campaign_id, bucket, plan.first, plan.last, group_by)
     cached = None if signature is None else cache.responses.get(key, signature)
     if isinstance(cached, bytes):
         return cached
@@ -316,11 +323,18 @@ async def campaign_timeseries_json(
 
 @dataclass(frozen=True)
 class _Plan:
+    """The buckets of a series: every bucket whose start lies in [first, end). `first` and
+    `last` are computed directly (they key the cache); the list only on a cache miss."""
+
     bucket: Bucket
     zone: ZoneInfo
-    starts: list[datetime]
     first: datetime
+    last: datetime
     end: datetime
+
+    @property
+    def starts(self) -> list[datetime]:
+        return _bucket_starts(self.bucket, self.zone, self.first, self.end)
 
 
 def _plan(
@@ -342,8 +356,11 @@ def _plan(
     span = (end - start) / (timedelta(hours=1) if bucket == "hour" else timedelta(days=1))
     if span > config.max_buckets:
         raise Unprocessable(f"The range spans more than {config.max_buckets} {bucket} buckets.")
-    starts = _bucket_starts(bucket, zone, start, end)
-    return _Plan(bucket, zone, starts, starts[0] if starts else start, end)
+    first = _bucket_floor(bucket, zone, start)
+    last = _bucket_floor(bucket, zone, end)
+    if last >= end:  # `end` opens a bucket: that bucket is outside the range
+        last = _bucket_floor(bucket, zone, end - timedelta(microseconds=1))
+    return _Plan(bucket, zone, first, last, end)
 
 
 async def _series(
@@ -373,6 +390,7 @@ async def _series(
     if not by_group:
         by_group[tuple("" for _ in names)] = {}
     series = []
+    starts = plan.starts
     for labels_key in sorted(by_group, key=lambda k: tuple(str(v) for v in k)):
         points_by_start = by_group[labels_key]
         labels: dict[str, Any] = dict(zip(names, labels_key, strict=True))
@@ -389,7 +407,7 @@ async def _series(
                     else empty
                 ),
             )
-            for when in plan.starts
+            for when in starts
         ]
         series.append(Series(**labels, points=points))
     return CampaignTimeseries(
@@ -397,7 +415,7 @@ async def _series(
         bucket=plan.bucket,
         timezone=plan.zone.key,
         from_=plan.first,
-        to=_bucket_end(plan.bucket, plan.zone, plan.starts[-1]) if plan.starts else plan.end,
+        to=_bucket_end(plan.bucket, plan.zone, plan.last),
         group_by=group_by,
         series=series,
     )
