@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -277,9 +276,16 @@ class EngineRepository:
         the paired event type. One statement for the whole batch of events."""
         if not pairs:
             return []
-        incoming = values(
-            column("contact_id", Uuid()), column("type", String()), name="incoming"
-        ).data([(contact_id, kind) for contact_id, kind in pairs])
+        # Two array parameters, not a VALUES list: one bind per row made SQLAlchemy compile a
+        # new ~2,000-parameter statement for every ingested batch (~40 % of its API CPU).
+        contact_ids, kinds = zip(*pairs, strict=True)
+        incoming = (
+            func.unnest(
+                cast(list(contact_ids), ARRAY(Uuid())), cast(list(kinds), ARRAY(String()))
+            )
+            .table_valued(column("contact_id", Uuid()), column("type", String()))
+            .render_derived(name="incoming")
+        )
         result = await self.session.execute(
             update(Enrollment)
             .where(
