@@ -40,8 +40,10 @@ class Event(WorkspaceEntity, Base):
     )
 
     # Not indexed on its own: `ix_events_workspace_type_time` leads with it (one index fewer
-    # to maintain per ingested event).
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # to maintain per ingested event). No foreign key either: the contact's (cascading from
+    # the workspace through its contacts) is the one referential check per ingested event
+    # (migration 0013).
+    workspace_id: Mapped[uuid.UUID] = mapped_column()
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(200))
     properties: Mapped[dict[str, Any]] = mapped_column(
