@@ -280,9 +280,7 @@ class EngineRepository:
         # new ~2,000-parameter statement for every ingested batch (~40 % of its API CPU).
         contact_ids, kinds = zip(*pairs, strict=True)
         incoming = (
-            func.unnest(
-                cast(list(contact_ids), ARRAY(Uuid())), cast(list(kinds), ARRAY(String()))
-            )
+            func.unnest(cast(list(contact_ids), ARRAY(Uuid())), cast(list(kinds), ARRAY(String())))
             .table_valued(column("contact_id", Uuid()), column("type", String()))
             .render_derived(name="incoming")
         )
