@@ -13,8 +13,10 @@ generated (1M messages, ~3M events):
 
 The API runs as a real server (`herald serve`, uvicorn) against BENCH_DATABASE_URL and an
 embedded Redis. Usage: `BENCH_DATABASE_URL=... uv run --no-sync python -m bench.metrics_load
-[reads] [ingest] [--rate 200] [--seconds 20] [--rounds 3] [--api-workers 2]
-[--state /tmp/herald-bench-metrics.json]`.
+[reads] [ingest] [--rate 200] [--seconds 20] [--rounds 3] [--api-workers 2] [--live]
+[--state /tmp/herald-bench-metrics.json]`. `--live` keeps the campaign changing during the
+reads (one click and one fold per second, in a separate process), so cached views are
+recomputed once per second per API process.
 """
 
 from __future__ import annotations
@@ -167,6 +169,29 @@ async def reads(
         await pool.close()
 
 
+async def change_every_second(database_url: str, campaign_id: str) -> None:
+    """`--live`: what a running campaign does to the read cache. Once a second, one message
+    of the campaign gets clicked (a delta through the capture trigger) and the fold runs (as
+    the worker's cron does), so every cached view's signature changes every second and each
+    API process recomputes each view once per second."""
+    engine = create_engine(async_database_url(database_url), pool_size=2)
+    factory = create_session_factory(engine)
+    click = text(
+        "UPDATE messages SET first_clicked_at = now() WHERE id = ("
+        " SELECT id FROM messages WHERE campaign_id = :campaign AND first_clicked_at IS NULL"
+        " LIMIT 1)"
+    )
+    try:
+        while True:
+            started = time.perf_counter()
+            async with engine.begin() as conn:
+                await conn.execute(click, {"campaign": campaign_id})
+            await fold(factory)
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))
+    finally:
+        await engine.dispose()
+
+
 async def set_trigger(database_url: str, enabled: bool) -> None:
     engine = create_engine(async_database_url(database_url), pool_size=1)
     action = "ENABLE" if enabled else "DISABLE"
@@ -230,15 +255,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--state", type=Path, default=Path("/tmp/herald-bench-metrics.json"))
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="reads while the campaign changes every second (a click + a fold, in a separate"
+        " process)",
+    )
+    parser.add_argument("--changer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL")
     if not database_url:
         raise SystemExit("set BENCH_DATABASE_URL to the database bench/metrics.py seeded")
     state = json.loads(args.state.read_text())
+    if args.changer:
+        asyncio.run(change_every_second(database_url, state["campaign_id"]))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-metrics-"))
     redis = EmbeddedRedis(workdir / "redis")
     redis_url = redis.start()
     api: subprocess.Popen[bytes] | None = None
+    changer: subprocess.Popen[bytes] | None = None
     try:
         port = free_port()
         env = api_env(database_url, redis_url, port)
@@ -251,8 +287,24 @@ def main() -> None:
             f" {state['campaign_id']} ({state['messages']:,} messages), data from {START:%F}",
             flush=True,
         )
+        if args.live:
+            changer = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.metrics_load",
+                    "reads",  # argparse refuses the list default of an empty `what`
+                    "--changer",
+                    "--state",
+                    str(args.state),
+                ]
+            )
         if "reads" in args.what:
-            print(f"reads at {args.rate:.0f} requests/s, {args.seconds:.0f} s per run", flush=True)
+            live = ", the campaign changing every second" if args.live else ""
+            print(
+                f"reads at {args.rate:.0f} requests/s, {args.seconds:.0f} s per run{live}",
+                flush=True,
+            )
             api_cpu = audience_ingest.cpu_seconds(lambda: {api.pid} if api else set())
             asyncio.run(
                 reads(base_url, state, args.rate, args.seconds, args.rounds, api_cpu=api_cpu)
@@ -260,9 +312,10 @@ def main() -> None:
         if "ingest" in args.what:
             ingest(database_url, base_url, state, args.ingest_seconds, args.rounds)
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait()
+        for process in (changer, api):
+            if process is not None:
+                process.terminate()
+                process.wait()
         redis.stop()
 
 

@@ -172,15 +172,17 @@ async def campaign_stats_json(
     scope = Scope(workspace_id, campaign_id)
     state = await _read_state(session, scope)
     signature = None if group_by == "segment" else _signature(state)
-    key = ("stats", workspace_id, campaign_id, group_by)
-    cached = None if signature is None else cache.responses.get(key, signature)
-    if isinstance(cached, CampaignStats):
-        stats = cached.model_copy(update={"as_of": utcnow()})
-    else:
+
+    async def compute() -> CampaignStats:
         campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-        stats = await _stats(session, campaign, scope, state.pending, group_by)
-        if signature is not None:
-            cache.responses.put(key, signature, stats)
+        return await _stats(session, campaign, scope, state.pending, group_by)
+
+    if signature is None:
+        stats = await compute()
+    else:
+        key = ("stats", workspace_id, campaign_id, group_by)
+        cached = await cache.responses.get_or_compute(key, signature, compute)
+        stats = cached.model_copy(update={"as_of": utcnow()})
     return stats.model_dump_json(by_alias=True).encode()
 
 
@@ -309,16 +311,16 @@ async def campaign_timeseries_json(
     state = await _read_state(session, Scope(workspace_id, campaign_id))
     plan = _plan(state.timezone, state.origin, config, bucket=bucket, start=start, end=end)
     signature = _signature(state)
+
+    async def compute() -> bytes:
+        campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
+        series = await _series(session, campaign, plan, state.pending, group_by)
+        return series.model_dump_json(by_alias=True).encode()
+
+    if signature is None:
+        return await compute()
     key = ("series", workspace_id, campaign_id, bucket, plan.first, plan.last, group_by)
-    cached = None if signature is None else cache.responses.get(key, signature)
-    if isinstance(cached, bytes):
-        return cached
-    campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-    series = await _series(session, campaign, plan, state.pending, group_by)
-    body = series.model_dump_json(by_alias=True).encode()
-    if signature is not None:
-        cache.responses.put(key, signature, body)
-    return body
+    return await cache.responses.get_or_compute(key, signature, compute)
 
 
 @dataclass(frozen=True)

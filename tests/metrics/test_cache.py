@@ -4,6 +4,7 @@ HTTP body equals what the uncached service computes at that moment."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -112,3 +113,55 @@ def test_cache_bounds() -> None:
     expired = ResponseCache(ttl=-1)
     expired.put("a", 1, b"a")
     assert expired.get("a", 1) is None
+
+
+async def _concurrently(count: int, call: Any) -> list[Any]:
+    tasks = [asyncio.create_task(call()) for _ in range(count)]
+    await asyncio.sleep(0)  # every task reaches the cache before the computation finishes
+    return tasks
+
+
+async def test_concurrent_misses_share_one_computation() -> None:
+    responses = ResponseCache()
+    release = asyncio.Event()
+    calls = 0
+
+    async def compute() -> bytes:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return b"figures"
+
+    tasks = await _concurrently(5, lambda: responses.get_or_compute("k", 1, compute))
+    release.set()
+    assert await asyncio.gather(*tasks) == [b"figures"] * 5
+    assert calls == 1
+    assert responses.shared == 4
+    assert await responses.get_or_compute("k", 1, compute) == b"figures"  # now a hit
+    assert calls == 1
+    # Another signature is another computation.
+    assert await responses.get_or_compute("k", 2, compute) == b"figures"
+    assert calls == 2
+
+
+async def test_a_failed_computation_lets_each_waiter_compute_its_own() -> None:
+    responses = ResponseCache()
+    release = asyncio.Event()
+    calls = 0
+
+    async def compute() -> bytes:
+        nonlocal calls
+        calls += 1
+        first = calls == 1
+        await release.wait()
+        if first:
+            raise RuntimeError("the leader's database went away")
+        return b"figures"
+
+    tasks = await _concurrently(3, lambda: responses.get_or_compute("k", 1, compute))
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert results[1:] == [b"figures", b"figures"]
+    assert calls == 3
+    assert responses.shared == 0
