@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import update
 
 from app.campaigns.models import Campaign
+from app.config import MetricsSettings
 from app.core.db import transaction
-from app.metrics import cache
+from app.metrics import cache, service
 from app.metrics.cache import ResponseCache
 from tests.fixtures.tenants import Tenant
 from tests.metrics.helpers import Factory, World
@@ -165,3 +166,35 @@ async def test_a_failed_computation_lets_each_waiter_compute_its_own() -> None:
     assert results[1:] == [b"figures", b"figures"]
     assert calls == 3
     assert responses.shared == 0
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+@pytest.mark.parametrize("group_by", [None, "step", "variant", "channel"])
+async def test_series_json_is_exactly_the_documented_model(
+    client: httpx.AsyncClient, tenant: Tenant, world: World, bucket: str, group_by: str | None
+) -> None:
+    """The JSON endpoint serialises the series document directly (no models); it must be
+    exactly what the `CampaignTimeseries` model gives for the same figures."""
+    await build_scenario(world)
+    start, end = T0 - timedelta(hours=3), T0 + timedelta(days=2)
+    params = {"bucket": bucket, "from": start.isoformat(), "to": end.isoformat()}
+    if group_by:
+        params["group_by"] = group_by
+    response = await client.get(
+        f"/v1/campaigns/{world.campaign_id}/stats/timeseries", params=params, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    async with world.factory() as session:
+        model = await service.campaign_timeseries(
+            session,
+            world.workspace_id,
+            world.campaign_id,
+            MetricsSettings(),
+            bucket=bucket,  # type: ignore[arg-type]
+            start=start,
+            end=end,
+            group_by=group_by,  # type: ignore[arg-type]
+        )
+    expected = model.model_dump(mode="json", by_alias=True)
+    assert response.json() == expected
+    assert any(point["figures"]["sent"] for s in expected["series"] for point in s["points"])
