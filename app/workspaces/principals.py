@@ -25,7 +25,7 @@ from app.core import auth
 from app.core.auth import EPOCH_KEY, CachedPrincipal, PrincipalCache, bump_epoch
 from app.core.clock import utcnow
 from app.core.db import after_commit
-from app.core.ratelimit import count_request, retry_after
+from app.core.ratelimit import count_request, retry_after, retry_after_if_limited
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,8 @@ async def admit(
             return Admission(entry.principal, retry_after(count, rate_limit_per_minute, now))
         cache.drop(key_hash)
     principal = await authenticate(cache, redis, session, token)
-    async with redis.pipeline(transaction=False) as pipe:
-        count_request(pipe, principal.api_key_id, now)
-        count, _ = await pipe.execute()
-    return Admission(principal, retry_after(count, rate_limit_per_minute, now))
+    limited = await retry_after_if_limited(redis, principal.api_key_id, rate_limit_per_minute, now)
+    return Admission(principal, limited)
 
 
 async def authenticate(
@@ -78,10 +76,10 @@ async def authenticate(
     epoch past the remembered value, so the entry is never served stale."""
     key_hash = auth.hash_key(token)
     now = utcnow()
-    entry = cache.get(key_hash, now)
-    if entry is not None and await redis.get(EPOCH_KEY) == entry.epoch:
-        return entry.principal
     epoch = await redis.get(EPOCH_KEY)
+    entry = cache.get(key_hash, now)
+    if entry is not None and entry.epoch == epoch:
+        return entry.principal
     principal = await _authenticate(session, token)
     cache.put(key_hash, CachedPrincipal(principal, epoch, cached_at=now))
     return principal
