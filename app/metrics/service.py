@@ -291,9 +291,7 @@ async def campaign_timeseries(
     origin = campaign.launched_at or campaign.created_at
     plan = _plan(campaign.timezone, origin, config, bucket=bucket, start=start, end=end)
     scope = Scope(workspace_id, campaign.id)
-    document = await _series(
-        session, campaign, plan, await repo.pending_ids(session, scope), group_by
-    )
+    document = await _series(session, scope, plan, await repo.pending_ids(session, scope), group_by)
     return CampaignTimeseries.model_validate(document)
 
 
@@ -311,13 +309,13 @@ async def campaign_timeseries_json(
     """`campaign_timeseries` as JSON, served from the exact read cache (app/metrics/cache.py)
     while nothing it depends on changed. Keyed by the buckets, not the raw `to`: a default
     `to` (now) hits until a new bucket starts."""
-    state = await _read_state(session, Scope(workspace_id, campaign_id))
+    scope = Scope(workspace_id, campaign_id)
+    state = await _read_state(session, scope)
     plan = _plan(state.timezone, state.origin, config, bucket=bucket, start=start, end=end)
     signature = _signature(state)
 
     async def compute() -> bytes:
-        campaign = await campaigns.get_campaign(session, workspace_id, campaign_id)
-        return to_json(await _series(session, campaign, plan, state.pending, group_by))
+        return to_json(await _series(session, scope, plan, state.pending, group_by))
 
     if signature is None:
         return await compute()
@@ -369,7 +367,7 @@ def _plan(
 
 async def _series(
     session: AsyncSession,
-    campaign: Campaign,
+    scope: Scope,
     plan: _Plan,
     pending: Sequence[uuid.UUID],
     group_by: SeriesGroupBy | None,
@@ -377,7 +375,6 @@ async def _series(
     """A `CampaignTimeseries` as a plain document (field aliases as keys): the JSON endpoint
     serialises it directly, since building 384 points x 6 models per miss cost more than the
     figures' SQL; `campaign_timeseries` validates it into the model."""
-    scope = Scope(campaign.workspace_id, campaign.id)
     wide = repo.stored_wide(scope, pending)
     bucket_start: ColumnElement[Any]
     if plan.bucket == "hour":
@@ -418,7 +415,7 @@ async def _series(
         ]
         series.append({**labels, "points": points})
     return {
-        "campaign_id": campaign.id,
+        "campaign_id": scope.campaign_id,
         "bucket": plan.bucket,
         "timezone": plan.zone.key,
         "from": plan.first,
