@@ -11,7 +11,7 @@ from app.attribution.schemas import AttributionGroupBy, AttributionModel, Attrib
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
-from app.core.schemas import Instant
+from app.core.schemas import RangeFrom, RangeTo
 
 router = APIRouter(prefix="/v1", tags=["Attribution"])
 Reader = Annotated[Principal, Caller("metrics", "read")]
@@ -50,22 +50,8 @@ async def attribution(
     group_by: Annotated[
         AttributionGroupBy, Query(description="What the credit is summed by.")
     ] = "campaign",
-    start: Annotated[
-        Instant | None,
-        Query(
-            alias="from",
-            description="Range start (inclusive; RFC 3339 with offset). Default: `to` - 30 days.",
-            examples=["2030-01-01T00:00:00Z"],
-        ),
-    ] = None,
-    end: Annotated[
-        Instant | None,
-        Query(
-            alias="to",
-            description="Range end (exclusive). Default: now.",
-            examples=["2030-01-31T00:00:00Z"],
-        ),
-    ] = None,
+    start: RangeFrom = None,
+    end: RangeTo = None,
     lookback: Annotated[
         str | None,
         Query(

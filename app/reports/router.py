@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
-from app.core.schemas import Instant
+from app.core.schemas import RangeFrom, RangeTo
 from app.reports import service
 from app.reports.schemas import CampaignReport, Overview
 
@@ -46,22 +46,8 @@ async def overview(
     *,
     session: Session,
     principal: Reader,
-    start: Annotated[
-        Instant | None,
-        Query(
-            alias="from",
-            description="Range start (inclusive; RFC 3339 with offset). Default: `to` - 30 days.",
-            examples=["2030-01-01T00:00:00Z"],
-        ),
-    ] = None,
-    end: Annotated[
-        Instant | None,
-        Query(
-            alias="to",
-            description="Range end (exclusive). Default: now.",
-            examples=["2030-02-01T00:00:00Z"],
-        ),
-    ] = None,
+    start: RangeFrom = None,
+    end: RangeTo = None,
 ) -> Overview:
     return await service.overview(session, principal.workspace_id, start, end)
 
