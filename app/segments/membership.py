@@ -74,7 +74,13 @@ async def note_contacts_changed(
     if not contact_ids or not await SegmentRepository(session, workspace_id).has_dynamic():
         return
     await DirtyContactQueue(session, workspace_id).mark(contact_ids)
-    enqueue(session, REFRESH_CONTACTS_TASK, str(workspace_id), job_key=(workspace_id,))
+    enqueue(
+        session,
+        REFRESH_CONTACTS_TASK,
+        str(workspace_id),
+        job_key=(workspace_id,),
+        again_if_taken=True,
+    )
 
 
 async def is_member(
@@ -368,7 +374,13 @@ async def sweep(session: AsyncSession, now: datetime) -> SweepResult:
     finder = SegmentSweep(session)
     dirty = await finder.workspaces_with_dirty_contacts()
     for workspace_id in dirty:
-        enqueue(session, REFRESH_CONTACTS_TASK, str(workspace_id), job_key=(workspace_id,))
+        enqueue(
+            session,
+            REFRESH_CONTACTS_TASK,
+            str(workspace_id),
+            job_key=(workspace_id,),
+            again_if_taken=True,
+        )
     states = await finder.dynamic_segments()
     by_workspace: dict[uuid.UUID, dict[uuid.UUID, Any]] = {}
     for state in states:

@@ -232,8 +232,9 @@ async def emit_from_query(
 
 
 def enqueue_delivery(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
-    """Wake the endpoint's delivery job after the commit (one job per endpoint at a time)."""
-    enqueue(session, DELIVER_JOB, str(endpoint_id), job_key=(endpoint_id,))
+    """Wake the endpoint's delivery job after the commit (one job per endpoint at a time;
+    if it is already running, once more after it, see `again_if_taken`)."""
+    enqueue(session, DELIVER_JOB, str(endpoint_id), job_key=(endpoint_id,), again_if_taken=True)
 
 
 def message_data(event: type[Data], message: Any, **extra: Any) -> Data:

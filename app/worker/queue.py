@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.jobs import Job
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _BUFFER_KEY = "herald.pending_jobs"
@@ -25,6 +26,7 @@ class PendingJob:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     defer_by_seconds: float | None = None
+    again_if_taken: bool = False
 
 
 def job_id_for(function: str, *parts: object) -> str:
@@ -38,12 +40,17 @@ def enqueue(
     *args: Any,
     job_key: tuple[object, ...],
     defer_by_seconds: float | None = None,
+    again_if_taken: bool = False,
     **kwargs: Any,
 ) -> None:
+    """Buffer a job for after commit. `again_if_taken` is for drain jobs (one id per
+    workspace or endpoint, draining rows until none are left): arq refuses an id whose job
+    is queued *or still running*, and a running drain may already have made its last check,
+    so the rows this transaction committed would wait for the next sweep. When refused, the
+    job is also enqueued once more under `<id>:again`, which starts after this commit."""
     buffer: list[PendingJob] = session.info.setdefault(_BUFFER_KEY, [])
-    buffer.append(
-        PendingJob(function, job_id_for(function, *job_key), args, kwargs, defer_by_seconds)
-    )
+    job_id = job_id_for(function, *job_key)
+    buffer.append(PendingJob(function, job_id, args, kwargs, defer_by_seconds, again_if_taken))
 
 
 @contextmanager
@@ -74,11 +81,16 @@ class JobQueue:
     async def flush(self, session: AsyncSession) -> None:
         jobs: list[PendingJob] = session.info.pop(_BUFFER_KEY, [])
         for job in jobs:
-            await self.redis.enqueue_job(
-                job.function,
-                *job.args,
-                _job_id=job.job_id,
-                _queue_name=self.queue_name,
-                _defer_by=job.defer_by_seconds,
-                **job.kwargs,
-            )
+            queued = await self._enqueue(job, job.job_id)
+            if queued is None and job.again_if_taken:
+                await self._enqueue(job, f"{job.job_id}:again")
+
+    async def _enqueue(self, job: PendingJob, job_id: str) -> Job | None:
+        return await self.redis.enqueue_job(
+            job.function,
+            *job.args,
+            _job_id=job_id,
+            _queue_name=self.queue_name,
+            _defer_by=job.defer_by_seconds,
+            **job.kwargs,
+        )

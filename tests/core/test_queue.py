@@ -79,3 +79,21 @@ async def test_real_worker_runs_the_job_and_counts_it(
     assert await job.result(timeout=5) == 1
     counts = await job_counts(state.redis)
     assert counts[b"purge_idempotency_keys|succeeded"] == b"1"
+
+
+async def test_a_drain_job_refused_as_taken_is_queued_again(state: AppState) -> None:
+    """arq refuses an id whose job is queued or still running; a drain job then gets one
+    more run under `<id>:again`, so rows committed now are not left for the next sweep."""
+    async with transaction(state.session_factory, state.queue) as session:
+        enqueue(session, "purge_idempotency_keys", job_key=("drain",), again_if_taken=True)
+    assert await queued_ids(state) == {"purge_idempotency_keys:drain"}
+    # The first is still there (queued here; running in the race): taken.
+    async with transaction(state.session_factory, state.queue) as session:
+        enqueue(session, "purge_idempotency_keys", job_key=("drain",), again_if_taken=True)
+        enqueue(session, "purge_idempotency_keys", job_key=("plain",))
+        enqueue(session, "purge_idempotency_keys", job_key=("plain",))
+    assert await queued_ids(state) == {
+        "purge_idempotency_keys:drain",
+        "purge_idempotency_keys:drain:again",
+        "purge_idempotency_keys:plain",
+    }
