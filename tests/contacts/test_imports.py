@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,11 +27,20 @@ NDJSON = "application/x-ndjson"
 
 
 async def run_worker(settings: Settings) -> None:
-    worker = build_worker(settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[])
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
+    """Burst workers until no job is due. One burst is not enough: arq's burst mode stops once
+    the queue is empty and its running jobs end, so a job those jobs enqueue on their way
+    out (an import's segment refresh) would be left queued."""
+    for _ in range(10):
+        worker = build_worker(
+            settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[]
+        )
+        try:
+            await worker.async_run()
+            due = await worker.pool.zcount(worker.queue_name, 0, int(time.time() * 1000))
+        finally:
+            await worker.close()
+        if due == 0:
+            return
 
 
 async def upload(
