@@ -7,6 +7,7 @@ Connection strings and keys are `SecretStr`, so they never appear in logs or rep
 
 from __future__ import annotations
 
+import ssl
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
@@ -59,9 +60,35 @@ class SmtpSettings(BaseModel):
     port: int = Field(25, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    security: Literal["none", "starttls", "tls"] = "none"
+    security: Literal["none", "starttls", "tls"] = Field(
+        "none",
+        description="`none` (plaintext, never upgraded), `starttls` (required: a server that "
+        "does not offer it gets nothing) or `tls` (implicit TLS, e.g. port 465)",
+    )
     timeout_seconds: float = Field(30.0, gt=0)
     helo_name: str | None = None
+    ca_file: str | None = Field(
+        None,
+        description="PEM bundle of the CAs trusted for the server's certificate, *instead of* "
+        "the system's (e.g. a private CA); unset: the system's CAs",
+    )
+    verify_certificate: bool = Field(
+        True,
+        description="Check the server's certificate and host name (`starttls`, `tls`). False "
+        "accepts any certificate, so anyone on the path can read the mail and the AUTH "
+        "password: development only, refused in production (use `ca_file` instead)",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _loadable_ca_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ssl.create_default_context(cafile=value)
+        except (OSError, ValueError) as error:  # missing, unreadable, or no PEM certificate
+            raise ValueError(f"cannot load {value!r} as a PEM CA bundle: {error}") from error
+        return value
 
 
 class HttpProviderSettings(BaseModel):
@@ -192,6 +219,11 @@ class Settings(BaseSettings):
         if self.environment == "production" and secret == DEV_TRACKING_SECRET:
             raise ValueError(
                 "HERALD_CHANNELS__TRACKING_SECRET must be set to a random value in production"
+            )
+        if self.environment == "production" and not self.channels.smtp.verify_certificate:
+            raise ValueError(
+                "HERALD_CHANNELS__SMTP__VERIFY_CERTIFICATE=false is refused in production: "
+                "trust a private CA with HERALD_CHANNELS__SMTP__CA_FILE instead"
             )
         return self
 

@@ -1,14 +1,33 @@
 """The SMTP provider (aiosmtplib): one connection per message, phases classified.
 
+Phases: connect (with the TLS handshake when `security` is `tls`), STARTTLS (only when
+`security` is `starttls`: required, never opportunistic), AUTH (when a username is set), MAIL
+FROM, RCPT TO, DATA.
+
 Before DATA: a 4xx reply, a refused connection or a timeout is retryable; a 5xx reply is
 permanent. During DATA, a 4xx/5xx reply classifies the same way, but a connection lost or a
 timeout there is `unknown`: the server may have accepted the message, and SMTP gives no way
 to ask, so it is never resent (DESIGN.md section 4).
+
+TLS and AUTH follow the same rule, on purpose:
+- A certificate that fails verification (unknown CA, expired, wrong host name), a failed TLS
+  handshake, or a server that does not offer STARTTLS when `starttls` is required is a
+  connection-level problem with no SMTP reply: retryable. It is nearly always configuration
+  (`ca_file`, the server's certificate) that an operator fixes within the retry window; failing
+  every queued message at the first attempt would be the costlier mistake. Nothing is ever sent
+  in plaintext or to an unverified server instead. The reason names the cause (`certificate
+  verification failed: ...`, `STARTTLS ... not supported`).
+- AUTH rejected (535, or any 5xx) is a 5xx reply: permanent, like any other, although it hits
+  every message alike: the server has said the credentials are wrong, and retrying with the
+  same ones cannot succeed. A 4xx AUTH reply (454 temporary failure) is retryable. A server
+  that does not advertise AUTH when a username is set is a connection-level problem:
+  retryable (e.g. AUTH offered only after STARTTLS while `security` is `none`).
 """
 
 from __future__ import annotations
 
 import email.policy
+import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
@@ -83,25 +102,62 @@ def _reply_error(error: aiosmtplib.SMTPResponseException, phase: str) -> SendErr
     return PermanentError(reason)
 
 
+def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The verification failure behind `error`: raised as is by STARTTLS, wrapped in
+    `SMTPConnectError` by an implicit-TLS connect."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    """The client context for STARTTLS and implicit TLS: the system's CAs, or only those of
+    `ca_file`; host name and certificate checked unless `verify_certificate` is off."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if not settings.verify_certificate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class SmtpProvider(Provider):
     name = "smtp"
 
     def __init__(self, settings: SmtpSettings, default_from: str) -> None:
         self.settings = settings
         self.default_from = default_from
+        self._tls_context: ssl.SSLContext | None = None
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """Built once per provider (per delivery call), on the first send that needs it."""
+        if self.settings.security == "none":
+            return None
+        if self._tls_context is None:
+            try:
+                self._tls_context = tls_context(self.settings)
+            except (OSError, ValueError) as error:  # ca_file gone or changed since start
+                raise RetryableError(
+                    f"TLS setup: cannot load ca_file {self.settings.ca_file!r}: {error}"[:500]
+                ) from error
+        return self._tls_context
 
     def _client(self) -> aiosmtplib.SMTP:
         settings = self.settings
         return aiosmtplib.SMTP(
             hostname=settings.host,
             port=settings.port,
-            username=settings.username,
-            password=settings.password.get_secret_value() if settings.password else None,
             local_hostname=settings.helo_name,
             timeout=settings.timeout_seconds,
             use_tls=settings.security == "tls",
-            # Never attempt STARTTLS unless asked: `None` would upgrade opportunistically.
-            start_tls=settings.security == "starttls",
+            # STARTTLS and AUTH are explicit steps of `_before_data` (their own phases);
+            # `None` here would upgrade opportunistically.
+            start_tls=False,
+            tls_context=self._tls(),
         )
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -130,9 +186,17 @@ class SmtpProvider(Provider):
         return SendResult(provider_message_id=str(mime["Message-ID"]))
 
     async def _before_data(self, client: aiosmtplib.SMTP, sender: str, recipient: str) -> None:
+        settings = self.settings
         phase = "connect"
         try:
             await client.connect()
+            if settings.security == "starttls":
+                phase = "STARTTLS"
+                await client.starttls()
+            if settings.username is not None:
+                phase = "AUTH"
+                password = settings.password.get_secret_value() if settings.password else ""
+                await client.login(settings.username, password)
             phase = "MAIL FROM"
             await client.mail(sender)
             phase = "RCPT TO"
@@ -140,4 +204,10 @@ class SmtpProvider(Provider):
         except aiosmtplib.SMTPResponseException as error:
             raise _reply_error(error, phase) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            certificate = _certificate_error(error)
+            if certificate is not None:
+                raise RetryableError(
+                    f"{phase}: TLS certificate verification failed: "
+                    f"{certificate.verify_message or certificate}"[:500]
+                ) from error
             raise RetryableError(f"{phase}: {type(error).__name__}: {error}"[:500]) from error
