@@ -1,8 +1,10 @@
 """Engine benchmark (issue 4, item 10): throughput, lateness and scan cost of the step engine.
 
 (a) messages/s through real `herald worker` processes (log provider, rate limit out of the
-    way) for N enrollments of "send -> wait PT0S -> send", with 1 and then 2 workers, beside
-    arq's own no-op job rate measured in the same run (`bench/engine_noop.py`);
+    way) for N enrollments of "send -> wait PT0S -> send", with 1 and then 2 workers, each
+    beside arq's own no-op job rate measured in the same run with the same number of arq
+    worker processes (`bench/engine_noop.py`): per-worker rates and Herald msg/s per worker
+    over arq no-op jobs/s per worker for that process count;
 (b) lateness (message.created_at - message.due_at) of steps spread uniformly over 60 s, with
     workers running normally (cron scan every second, lookahead);
 (c) `lease_due` time with 1,000,000 waiting enrollments and 1,000 due, beside 10,000 waiting
@@ -13,7 +15,9 @@ the templates and sequences through a short-lived `herald serve`, contacts and e
 set-wise in SQL; workers are `herald worker` processes (`python -m app.cli worker`), given
 work only once idle. Usage: `uv run --no-sync python -m bench.engine [--parts abc]
 [--enrollments 100000] [--workers 1,2] [--noop-jobs 20000] [--profile PREFIX]
-[--lateness-steps 10000] [--waiting 1000000] [--due 1000] [--runs 7] [--fillfactor N]`.
+[--lateness-steps 10000] [--waiting 1000000] [--due 1000] [--runs 7] [--fillfactor N]`;
+`--workers` are the process counts of (a), for Herald and arq alike, and `--noop-jobs` the
+no-op jobs per count (shared by its processes).
 """
 
 from __future__ import annotations
@@ -337,28 +341,37 @@ async def _window(bench: Bench) -> float:
 
 
 def part_a(bench: Bench, args: argparse.Namespace) -> list[str]:
-    print(f"(a) arq no-op rate: {args.noop_jobs:,} jobs, 1 worker process", flush=True)
-    jobs, seconds, cpu = measure_noop_rate(bench.redis_url, "bench:noop", args.noop_jobs)
-    noop_rate = jobs / seconds
-    lines = [
-        f"arq no-op jobs, 1 worker: {jobs:,} jobs in {seconds:.1f} s = {noop_rate:,.0f} jobs/s;"
-        f" worker CPU per 1,000 jobs {1e6 * cpu / jobs:.0f} ms"
-    ]
-    print("  " + lines[0], flush=True)
-    for count in args.workers:
-        print(f"(a) {args.enrollments:,} enrollments, {count} herald worker(s)", flush=True)
-        result = throughput(bench, args.enrollments, count, args.timeout, args.profile)
-        rate = result.messages / max(result.window, 1e-9)
-        per_worker = rate / count
-        line = (
-            f"{count} worker(s): {result.messages:,} messages in {result.window:.1f} s = "
-            f"{rate:,.0f} msg/s ({per_worker:,.0f} per worker, {per_worker / noop_rate:.2f}x "
-            f"the no-op job rate); enroll-to-last-send {result.wall:.1f} s; CPU per 1,000 "
-            f"messages: workers {1e6 * result.worker_cpu / result.messages:.0f} ms, "
-            f"PostgreSQL {1e6 * result.pg_cpu / result.messages:.0f} ms"
-        )
+    lines: list[str] = []
+
+    def show(line: str) -> None:
         print("  " + line, flush=True)
         lines.append(line)
+
+    for count in args.workers:
+        processes = f"{count} worker process{'es' if count > 1 else ''}"
+        print(f"(a) arq no-op rate: {args.noop_jobs:,} jobs, {processes}", flush=True)
+        jobs, seconds, cpu = measure_noop_rate(bench.redis_url, "bench:noop", args.noop_jobs, count)
+        noop_rate = jobs / seconds
+        show(
+            f"arq no-op, {processes}: {jobs:,} jobs in {seconds:.1f} s = {noop_rate:,.0f} jobs/s"
+            f" ({noop_rate / count:,.0f} per worker); worker CPU per 1,000 jobs"
+            f" {1e6 * cpu / jobs:.0f} ms"
+        )
+        print(f"(a) {args.enrollments:,} enrollments, {processes}", flush=True)
+        result = throughput(bench, args.enrollments, count, args.timeout, args.profile)
+        rate = result.messages / max(result.window, 1e-9)
+        show(
+            f"Herald, {processes}: {result.messages:,} messages in {result.window:.1f} s = "
+            f"{rate:,.0f} msg/s ({rate / count:,.0f} per worker); enroll-to-last-send "
+            f"{result.wall:.1f} s; CPU per 1,000 messages: workers "
+            f"{1e6 * result.worker_cpu / max(result.messages, 1):.0f} ms, PostgreSQL "
+            f"{1e6 * result.pg_cpu / max(result.messages, 1):.0f} ms"
+        )
+        show(
+            f"{count} worker{'s' if count > 1 else ''}: arq no-op {noop_rate:,.0f} jobs/s"
+            f" ({noop_rate / count:,.0f} per worker); Herald {rate:,.0f} msg/s"
+            f" ({rate / count:,.0f} per worker) = {rate / noop_rate:.2f}x"
+        )
     return lines
 
 
