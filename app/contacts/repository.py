@@ -159,15 +159,24 @@ class ContactRepository(WorkspaceRepository[Contact]):
 
     async def _upsert_run(self, rows: Sequence[UpsertRow], now: datetime) -> list[UpsertResult]:
         for attempt in range(_UPSERT_ATTEMPTS):
+            last = attempt == _UPSERT_ATTEMPTS - 1
             try:
                 async with self.session.begin_nested():
-                    return await self._upsert_once(rows, now)
+                    return await self._upsert_once(rows, now, settle=not last)
+            except _Raced:
+                continue
             except DBAPIError as exc:
-                if not _retryable(exc) or attempt == _UPSERT_ATTEMPTS - 1:
+                if not _retryable(exc) or last:
                     raise
         raise AssertionError("unreachable")
 
-    async def _upsert_once(self, rows: Sequence[UpsertRow], now: datetime) -> list[UpsertResult]:
+    async def _upsert_once(
+        self, rows: Sequence[UpsertRow], now: datetime, *, settle: bool
+    ) -> list[UpsertResult]:
+        """One attempt. `settle`: an email held by a contact without an external id means a
+        concurrent upsert created it after the adoption UPDATE's snapshot (each statement
+        sees its own under READ COMMITTED): raise `_Raced` so the next attempt adopts it,
+        instead of answering a conflict."""
         results: list[UpsertResult | None] = [None] * len(rows)
         adopted = await self._adopt(rows, now)
         owners = await self._email_owners([r.email for r in rows if r.external_id and r.email])
@@ -179,6 +188,8 @@ class ContactRepository(WorkspaceRepository[Contact]):
                 by_email[row.email] = index
                 continue
             if row.email in owners and owners[row.email] != row.external_id:
+                if settle and owners[row.email] is None:
+                    raise _Raced
                 results[index] = UpsertResult(
                     "conflict",
                     field="email",
@@ -349,6 +360,10 @@ class ContactRepository(WorkspaceRepository[Contact]):
                 .execution_options(synchronize_session=False)
             )
         return written
+
+
+class _Raced(Exception):
+    """A contact appeared between two statements of one upsert attempt: try again."""
 
 
 def _retryable(exc: DBAPIError) -> bool:

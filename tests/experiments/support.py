@@ -118,7 +118,7 @@ async def exposures(
                     Contact(
                         id=contact_id,
                         workspace_id=world.tenant.workspace_id,
-                        email=f"x{contact_id.hex[:12]}@example.com",
+                        email=f"x{contact_id.hex}@example.com",
                         attributes={},
                     )
                 )
