@@ -74,13 +74,7 @@ async def note_contacts_changed(
     if not contact_ids or not await SegmentRepository(session, workspace_id).has_dynamic():
         return
     await DirtyContactQueue(session, workspace_id).mark(contact_ids)
-    enqueue(
-        session,
-        REFRESH_CONTACTS_TASK,
-        str(workspace_id),
-        job_key=(workspace_id,),
-        again_if_taken=True,
-    )
+    _enqueue_refresh(session, workspace_id)
 
 
 async def is_member(
@@ -374,13 +368,7 @@ async def sweep(session: AsyncSession, now: datetime) -> SweepResult:
     finder = SegmentSweep(session)
     dirty = await finder.workspaces_with_dirty_contacts()
     for workspace_id in dirty:
-        enqueue(
-            session,
-            REFRESH_CONTACTS_TASK,
-            str(workspace_id),
-            job_key=(workspace_id,),
-            again_if_taken=True,
-        )
+        _enqueue_refresh(session, workspace_id)
     states = await finder.dynamic_segments()
     by_workspace: dict[uuid.UUID, dict[uuid.UUID, Any]] = {}
     for state in states:
@@ -416,4 +404,16 @@ def enqueue_refresh(session: AsyncSession, workspace_id: uuid.UUID, segment_id: 
         str(workspace_id),
         str(segment_id),
         job_key=(segment_id,),
+    )
+
+
+def _enqueue_refresh(session: AsyncSession, workspace_id: uuid.UUID) -> None:
+    """The workspace's drain of dirty contacts, after commit: one job id per workspace, run
+    once more when a run is already going (rows committed after its last check)."""
+    enqueue(
+        session,
+        REFRESH_CONTACTS_TASK,
+        str(workspace_id),
+        job_key=(workspace_id,),
+        again_if_taken=True,
     )

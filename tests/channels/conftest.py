@@ -10,6 +10,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -297,3 +299,17 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def received_welcome_email(envelope: Envelope, message: Message) -> EmailMessage:
+    """The EMAIL_CONTENT email as the SMTP server received it for `message`, its envelope and
+    identifying headers checked."""
+    assert envelope.mail_from == "news@acme.example"
+    assert envelope.rcpt_tos == [message.recipient]
+    assert isinstance(envelope.content, bytes)
+    mail = message_from_bytes(envelope.content, policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    assert mail["Message-ID"] == f"<{message.id}@acme.example>"
+    assert mail["Subject"] == "Welcome, Ana"
+    assert mail["From"] == "Acme <news@acme.example>"
+    return mail

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 
 from app.channels.delivery import deliver
 from app.core.clock import clock
-from tests.channels.conftest import MakeCtx, Outbox, SmtpSink, free_port
+from tests.channels.conftest import (
+    MakeCtx,
+    Outbox,
+    SmtpSink,
+    free_port,
+    received_welcome_email,
+)
 
 
 def smtp_ctx(make_ctx: MakeCtx, port: int, **extra: object) -> object:
@@ -33,14 +38,7 @@ async def test_email_reaches_the_server_with_headers_and_both_parts(
 
     assert report.sent == 1
     [envelope] = smtp_sink.received
-    assert envelope.mail_from == "news@acme.example"
-    assert envelope.rcpt_tos == [message.recipient]
-    assert isinstance(envelope.content, bytes)
-    mail = message_from_bytes(envelope.content, policy=policy.default)
-    assert isinstance(mail, EmailMessage)
-    assert mail["Message-ID"] == f"<{message.id}@acme.example>"
-    assert mail["Subject"] == "Welcome, Ana"
-    assert mail["From"] == "Acme <news@acme.example>"
+    mail = received_welcome_email(envelope, message)
     assert mail["Reply-To"] == "support@acme.example"
     unsubscribe = str(mail["List-Unsubscribe"])
     assert unsubscribe.startswith("<http")

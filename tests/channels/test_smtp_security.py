@@ -6,8 +6,6 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,13 @@ from pydantic import SecretStr
 from app.channels.delivery import deliver
 from app.core.clock import clock
 from app.worker.context import WorkerContext
-from tests.channels.conftest import MakeCtx, Outbox, SmtpSink, free_port
+from tests.channels.conftest import (
+    MakeCtx,
+    Outbox,
+    SmtpSink,
+    free_port,
+    received_welcome_email,
+)
 
 USERNAME = "herald"
 PASSWORD = "s3cret-pass"
@@ -169,14 +173,7 @@ async def test_starttls_with_auth_delivers_over_tls(
     assert delivered.login == USERNAME.encode()
     assert [login for _, login in server.auth_attempts] == [USERNAME.encode()]
     envelope = delivered.envelope
-    assert envelope.mail_from == "news@acme.example"
-    assert envelope.rcpt_tos == [message.recipient]
-    assert isinstance(envelope.content, bytes)
-    mail = message_from_bytes(envelope.content, policy=policy.default)
-    assert isinstance(mail, EmailMessage)
-    assert mail["Message-ID"] == f"<{message.id}@acme.example>"
-    assert mail["Subject"] == "Welcome, Ana"
-    assert mail["From"] == "Acme <news@acme.example>"
+    mail = received_welcome_email(envelope, message)
     assert mail.get_content_type() == "multipart/alternative"
     stored = await outbox.get(message.id)
     assert (stored.status, stored.provider, stored.attempts) == ("sent", "smtp", 1)
