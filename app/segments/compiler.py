@@ -12,7 +12,7 @@ Every literal, including "now" and the windows computed from it, is a bind param
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +23,9 @@ from sqlalchemy import (
     Numeric,
     Select,
     Text,
+    Uuid,
     and_,
+    any_,
     case,
     exists,
     false,
@@ -35,7 +37,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contacts.models import Contact, ContactConsent
@@ -75,27 +77,45 @@ class CompileContext:
 
 
 def member_ids(
-    rule: Rule, ctx: CompileContext, *, restrict_to: ColumnElement[bool] | None = None
+    rule: Rule, ctx: CompileContext, *, among: Collection[uuid.UUID] | None = None
 ) -> Select[uuid.UUID]:
-    """SELECT contacts.id of the workspace's live contacts matching `rule` [and `restrict_to`]."""
-    statement = select(Contact.id).where(*_scope(rule, ctx))
-    return statement if restrict_to is None else statement.where(restrict_to)
+    """SELECT the ids of the workspace's live contacts matching `rule` [among these ids].
+
+    With `among`, the rule is evaluated over exactly those contacts, fetched by primary key
+    in a subquery the planner cannot flatten (`OFFSET 0`): attribute tests then run on the
+    batch's rows instead of combining GIN bitmaps over the whole workspace, and event tests
+    probe `events` per contact instead of hashing every matching event of the workspace.
+    Re-evaluating a batch of changed contacts then costs in proportion to the batch, not to
+    the workspace (docs/segments.md, "Keeping membership current")."""
+    if among is None:
+        return select(Contact.id).where(*_scope(rule, ctx, Contact))
+    batch = aliased(
+        Contact,
+        select(Contact)
+        .where(
+            Contact.workspace_id == ctx.workspace_id,
+            Contact.id == any_(literal(sorted(set(among)), ARRAY(Uuid))),
+        )
+        .offset(0)
+        .subquery("batch"),
+    )
+    return select(batch.id).where(*_scope(rule, ctx, batch))
 
 
 def count_statement(rule: Rule, ctx: CompileContext) -> Select[int]:
-    return select(func.count()).select_from(Contact).where(*_scope(rule, ctx))
+    return select(func.count()).select_from(Contact).where(*_scope(rule, ctx, Contact))
 
 
 def condition(rule: Rule, ctx: CompileContext) -> ColumnElement[bool]:
     """The rule as a boolean over `contacts` (for callers composing their own statement)."""
-    return _Compiler(ctx).rule(rule, "", ())
+    return _Compiler(ctx, Contact).rule(rule, "", ())
 
 
-def _scope(rule: Rule, ctx: CompileContext) -> list[ColumnElement[bool]]:
+def _scope(rule: Rule, ctx: CompileContext, contacts: type[Contact]) -> list[ColumnElement[bool]]:
     return [
-        Contact.workspace_id == ctx.workspace_id,
-        Contact.erased_at.is_(None),
-        condition(rule, ctx),
+        contacts.workspace_id == ctx.workspace_id,
+        contacts.erased_at.is_(None),
+        _Compiler(ctx, contacts).rule(rule, "", ()),
     ]
 
 
@@ -123,8 +143,10 @@ MAX_COMPILED_CONDITIONS = 1000  # leaves after inlining referenced dynamic segme
 
 
 class _Compiler:
-    def __init__(self, ctx: CompileContext) -> None:
+    def __init__(self, ctx: CompileContext, contacts: type[Contact]) -> None:
+        """`contacts`: the `Contact` entity, or an alias of a subquery of its rows."""
         self.ctx = ctx
+        self.contacts = contacts
         self.conditions = 0
 
     def rule(self, rule: Rule, at: str, stack: tuple[uuid.UUID, ...]) -> ColumnElement[bool]:
@@ -183,15 +205,15 @@ class _Compiler:
 
     def attribute(self, cond: AttributeCondition) -> ColumnElement[bool]:
         if cond.path:
-            return json_condition(Contact.attributes, cond.path, cond.op, cond.value)
+            return json_condition(self.contacts.attributes, cond.path, cond.op, cond.value)
         if cond.field in ("created_at", "last_activity_at"):
             return self.date(cond)
         column: ColumnElement[str] = (
-            func.lower(func.split_part(Contact.email, "@", 2))
+            func.lower(func.split_part(self.contacts.email, "@", 2))
             if cond.field == "email_domain"
-            else getattr(Contact, cond.field)
+            else getattr(self.contacts, cond.field)
         )
-        present = (Contact.email if cond.field == "email_domain" else column).is_not(None)
+        present = (self.contacts.email if cond.field == "email_domain" else column).is_not(None)
         op, value = cond.op, cond.value
         if op in ("neq", "not_in", "not_exists"):
             positive = {"neq": "eq", "not_in": "in", "not_exists": "exists"}[op]
@@ -208,7 +230,8 @@ class _Compiler:
         return and_(present, func.starts_with(column, _text(str(value))))
 
     def date(self, cond: AttributeCondition) -> ColumnElement[bool]:
-        column = Contact.created_at if cond.field == "created_at" else Contact.last_activity_at
+        contacts = self.contacts
+        column = contacts.created_at if cond.field == "created_at" else contacts.last_activity_at
         op, value, now = cond.op, cond.value, self.ctx.now
         if op == "exists":
             return column.is_not(None)
@@ -254,23 +277,22 @@ class _Compiler:
             parts.append(not_(self.has_events(filters, cond.count.max + 1)))
         return and_(*parts) if parts else true()
 
-    @staticmethod
-    def has_events(filters: list[ColumnElement[bool]], at_least: int) -> ColumnElement[bool]:
+    def has_events(self, filters: list[ColumnElement[bool]], at_least: int) -> ColumnElement[bool]:
         if at_least == 1:  # a semi-join (anti-join under NOT): the planner picks the index
-            return exists().where(Event.contact_id == Contact.id, *filters)
+            return exists().where(Event.contact_id == self.contacts.id, *filters)
         grouped = (
             select(Event.contact_id)
             .where(*filters)
             .group_by(Event.contact_id)
             .having(func.count() >= at_least)
         )
-        return Contact.id.in_(grouped)
+        return self.contacts.id.in_(grouped)
 
     # -- consent and segments ------------------------------------------------------------------
 
     def consent(self, channel: str, status: str) -> ColumnElement[bool]:
         row = exists().where(
-            ContactConsent.contact_id == Contact.id,
+            ContactConsent.contact_id == self.contacts.id,
             ContactConsent.workspace_id == self.ctx.workspace_id,
             ContactConsent.channel == _text(channel),
         )
@@ -295,10 +317,10 @@ class _Compiler:
                 .select_from(SegmentMembership)
                 .where(
                     SegmentMembership.segment_id == segment_id,
-                    SegmentMembership.contact_id == Contact.id,
+                    SegmentMembership.contact_id == self.contacts.id,
                     SegmentMembership.workspace_id == self.ctx.workspace_id,
                 )
-                .correlate(Contact)
+                .correlate(self.contacts)
                 .exists()
             )
         if ref.rule is None:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -388,13 +387,23 @@ class DirtyContactQueue:
         return [(r.contact_id, r.token) for r in (await self.session.execute(statement)).all()]
 
     async def forget(self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]]) -> None:
-        """Delete the rows still carrying the token that was read (not re-noted since)."""
+        """Delete the rows still carrying the token that was read (not re-noted since).
+
+        The pairs travel as two arrays joined by `unnest`: two parameters however large the
+        batch (a row-value IN list binds two per pair and plans slowly at thousands)."""
         if not pairs:
             return
+        read = (
+            select(
+                func.unnest(literal([c for c, _ in pairs], ARRAY(Uuid))).label("contact_id"),
+                func.unnest(literal([t for _, t in pairs], ARRAY(Uuid))).label("token"),
+            )
+        ).subquery("read")
         await self.session.execute(
             delete(SegmentDirtyContact).where(
                 SegmentDirtyContact.workspace_id == self.workspace_id,
-                tuple_(SegmentDirtyContact.contact_id, SegmentDirtyContact.token).in_(list(pairs)),
+                SegmentDirtyContact.contact_id == read.c.contact_id,
+                SegmentDirtyContact.token == read.c.token,
             )
         )
 

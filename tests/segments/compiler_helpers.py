@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.contacts.models import Contact, ContactConsent
@@ -90,11 +90,22 @@ async def evaluate(
     now: datetime,
     segments: Mapping[uuid.UUID, SegmentRef] | None = None,
 ) -> set[uuid.UUID]:
-    """Ids matching the rule; also checks `count_statement` agrees with `member_ids`."""
+    """Ids matching the rule; also checks that `count_statement` agrees with `member_ids`,
+    and that the batch form (`among=`, evaluated over a subquery of those contacts) answers
+    exactly the matching ids among every other contact of the workspace (erased ones and
+    an unknown id included)."""
     rule = parse_rule(rule_json)
     ctx = CompileContext(workspace_id=workspace_id, now=now, segments=segments or {})
     async with factory() as session:
         ids = set((await session.execute(member_ids(rule, ctx))).scalars())
         count = (await session.execute(count_statement(rule, ctx))).scalar_one()
+        everyone = (
+            await session.execute(
+                select(Contact.id).where(Contact.workspace_id == workspace_id).order_by(Contact.id)
+            )
+        ).scalars()
+        batch = {*list(everyone)[::2], new_id()}
+        in_batch = set((await session.execute(member_ids(rule, ctx, among=batch))).scalars())
     assert count == len(ids)
+    assert in_batch == ids & batch
     return ids

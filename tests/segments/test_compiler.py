@@ -403,14 +403,23 @@ async def test_cycle_in_supplied_segments_is_refused(world: World) -> None:
     assert raised.value.errors[0].code == "cycle"
 
 
-async def test_restrict_to(session_factory: Factory, world: World) -> None:
+async def test_among_evaluates_only_the_batch(session_factory: Factory, world: World) -> None:
     rule = parse_rule(attr("attributes.plan", "exists"))
     ctx = CompileContext(world.workspace_id, NOW, {})
-    statement = member_ids(
-        rule, ctx, restrict_to=Contact.id.in_([world.ids["bob"], world.ids["dave"]])
-    )
+    statement = member_ids(rule, ctx, among=[world.ids["bob"], world.ids["dave"]])
     async with session_factory() as session:
         assert set((await session.execute(statement)).scalars()) == {world.ids["bob"]}
+
+
+async def test_among_ignores_other_workspaces_contacts(
+    session_factory: Factory, world: World
+) -> None:
+    """A contact id of another workspace in the batch never comes back (tenant scope)."""
+    rule = parse_rule(attr("attributes.plan", "exists"))
+    elsewhere = CompileContext(new_id(), NOW, {})
+    statement = member_ids(rule, elsewhere, among=[world.ids["bob"]])
+    async with session_factory() as session:
+        assert list((await session.execute(statement)).scalars()) == []
 
 
 def test_literals_are_bind_parameters() -> None:
