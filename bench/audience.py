@@ -251,6 +251,25 @@ async def explain(database_url: str, ws: uuid.UUID, now: datetime) -> None:
         await engine.dispose()
 
 
+async def yardstick(conn: AsyncConnection, ws: uuid.UUID, runs: int) -> str:
+    """The machine's speed at the work every broad count shares: one serial pass over the 1M
+    contacts with the workspace and erasure tests. VMs of the same kind have differed by more
+    than 2x here, so counts from different sessions are compared through this figure."""
+    await conn.execute(text("SET max_parallel_workers_per_gather = 0"))
+    scan = text(
+        "SELECT count(*) FROM contacts WHERE workspace_id = :ws AND erased_at IS NULL"
+    ).bindparams(ws=ws)
+
+    async def run() -> Any:
+        return (await conn.execute(scan)).scalar_one()
+
+    ms, _ = await timed(run, runs)
+    await conn.execute(text("RESET max_parallel_workers_per_gather"))
+    line = f"{'yardstick: serial scan of the contacts (no rule)':<58} {ms:7.1f} ms"
+    print(line, flush=True)
+    return line
+
+
 async def measure(database_url: str, ws: uuid.UUID, now: datetime, runs: int) -> list[str]:
     # Herald's own engine factory: the connection settings (jit off, UTC) the API uses.
     engine = create_engine(database_url, pool_size=2)
@@ -258,6 +277,7 @@ async def measure(database_url: str, ws: uuid.UUID, now: datetime, runs: int) ->
     lines: list[str] = []
     try:
         async with engine.connect() as conn:
+            lines.append(await yardstick(conn, ws, runs))
             for label, rule_json, sql in CASES:
                 rule = parse_rule(rule_json)
                 compiled: Executable = count_statement(rule, ctx)
