@@ -4,7 +4,8 @@ Needs the dataset `python -m bench.audience` generated (1M contacts, 10M events)
 BENCH_DATABASE_URL. Saves rules (a), (b) and (c) of bench/audience.py as dynamic segments,
 fills them (a full refresh each), then times the job that keeps them current: batches of
 dirty contacts (`segments_refresh_contacts`, DIRTY_BATCH at a time) re-evaluated against all
-three segments, committed like the worker does. Before each batch it VACUUMs the segment
+three segments, committed like the worker does; and full refreshes that change nothing (what
+the per-minute tick runs for time-relative rules). Before each batch it VACUUMs the segment
 tables, as autovacuum would keep up with them in service (the CI machine's PostgreSQL runs
 with autovacuum off, and their dead rows would otherwise pile up from batch to batch).
 Everything it creates is deleted at the end.
@@ -54,6 +55,19 @@ async def run(url: str, batches: int) -> None:
                 await session.commit()
             entered = moves.entered if moves else 0
             print(f"first fill of {label}: {entered:,} members in {_since(started):,.0f} ms")
+        await _vacuum(engine)
+        for (label, _), segment_id in zip(RULES, segment_ids, strict=True):
+            steady = []
+            for _ in range(3):
+                started = time.perf_counter()
+                async with factory() as session:
+                    await refresh_segment(session, ws, segment_id, now)
+                    await session.commit()
+                steady.append(_since(started))
+            print(
+                f"full refresh of {label}, nothing changed: median {statistics.median(steady):,.0f}"
+                f" ms (runs {', '.join(f'{s:,.0f}' for s in steady)})"
+            )
         samples = [await _one_batch(engine, factory, ws, now) for _ in range(batches)]
         per_batch = statistics.median(samples)
         print(
@@ -73,15 +87,19 @@ async def _one_batch(engine: AsyncEngine, factory: object, ws: uuid.UUID, now: d
         )
         await DirtyContactQueue(session, ws).mark([r[0] for r in sample])
         await session.commit()
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"VACUUM ANALYZE {', '.join(SEGMENT_TABLES)}"))
+    await _vacuum(engine)
     started = time.perf_counter()
     async with factory() as session:  # type: ignore[operator]
         done = await refresh_contacts(session, ws, now)
         await session.commit()
     assert done == DIRTY_BATCH, done
     return _since(started)
+
+
+async def _vacuum(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"VACUUM ANALYZE {', '.join(SEGMENT_TABLES)}"))
 
 
 async def _create_segments(factory: object, ws: uuid.UUID) -> list[uuid.UUID]:

@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, Uuid, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -231,22 +230,18 @@ async def reevaluate(
     contact_ids: Collection[uuid.UUID] | None = None,
 ) -> Moves:
     """Bring one dynamic segment's membership in line with its rule, for `contact_ids` or
-    (None) for everyone: one INSERT ... SELECT and one DELETE, set-wise.
-
-    For a batch of contacts the rule is evaluated once and its (at most batch-sized) answer
-    feeds both statements; a full refresh lets each statement evaluate it, as its answer
-    can be the whole workspace."""
+    (None) for everyone, in one statement that evaluates the rule once (for a batch, over
+    just those contacts: `member_ids(..., among=)`)."""
     memberships = MembershipRepository(session, workspace_id)
     if contact_ids is None:
-        members = member_ids(rule, ctx)
-        entered = await memberships.enter(segment_id, members, ctx.now)
-        left = await memberships.leave(segment_id, ctx.now, keep=members)
-        return Moves(entered, left)
-    among = contact_in(contact_ids)
-    matching = list((await session.execute(member_ids(rule, ctx, among=contact_ids))).scalars())
-    members = select(func.unnest(literal(matching, ARRAY(Uuid))))
-    entered = await memberships.enter(segment_id, members, ctx.now, among=among)
-    left = await memberships.leave(segment_id, ctx.now, keep=members, among=among)
+        entered, left = await memberships.sync(segment_id, member_ids(rule, ctx), ctx.now)
+    else:
+        entered, left = await memberships.sync(
+            segment_id,
+            member_ids(rule, ctx, among=contact_ids),
+            ctx.now,
+            among=contact_in(contact_ids),
+        )
     return Moves(entered, left)
 
 

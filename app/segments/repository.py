@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     DateTime,
     Row,
@@ -184,29 +185,10 @@ class MembershipRepository:
         among: ContactTest | None = None,
     ) -> int:
         """Insert the candidates that are not members yet (`among` bounds the members to
-        compare with); journal them as `entered`.
-
-        New members are `candidates EXCEPT members`: a set operation, so the plan stays
-        linear whatever the statistics say about a membership table that just grew (an
-        anti-join misestimated as one row turns into a nested loop over both sets)."""
-        source = candidates.except_(self._current(segment_id, among)).subquery("candidates")
-        contact_id = next(iter(source.c))
-        entered = (
-            insert(Membership)
-            .from_select(
-                ["workspace_id", "segment_id", "contact_id", "entered_at"],
-                select(
-                    literal(self.workspace_id, Uuid),
-                    literal(segment_id, Uuid),
-                    contact_id,
-                    literal(now, DateTime(timezone=True)),
-                ),
-            )
-            .on_conflict_do_nothing()
-            .returning(Membership.contact_id)
-            .cte("entered")
-        )
-        return await self._journal(segment_id, entered, "entered", now)
+        compare with); journal them as `entered`. Returns how many entered."""
+        entered = self._entering(segment_id, candidates, now, among)
+        (count,) = await self._counted(self._journal(segment_id, entered, "entered", now))
+        return count
 
     async def leave(
         self,
@@ -217,7 +199,68 @@ class MembershipRepository:
         among: ContactTest | None = None,
     ) -> int:
         """Delete the members (limited to `among`) that are not in `keep` (all of them
-        without `keep`); journal them as `left`. Leavers are `members EXCEPT keep`."""
+        without `keep`); journal them as `left`. Returns how many left."""
+        left = self._leaving(segment_id, keep, among)
+        (count,) = await self._counted(self._journal(segment_id, left, "left", now))
+        return count
+
+    async def sync(
+        self,
+        segment_id: uuid.UUID,
+        matching: Select[uuid.UUID],
+        now: datetime,
+        *,
+        among: ContactTest | None = None,
+    ) -> tuple[int, int]:
+        """Make the members (limited to `among`) exactly `matching`, journalled, in ONE
+        statement: `matching` (a compiled rule) is a CTE that the insert of entrants and the
+        delete of leavers both read, so the rule is evaluated once. Every part of the
+        statement sees the same snapshot, and entrants (not members) and leavers (members)
+        are disjoint. Returns (entered, left)."""
+        answer = matching.cte("matching")
+        ids: Select[uuid.UUID] = select(next(iter(answer.c)))
+        entered = self._entering(segment_id, ids, now, among)
+        left = self._leaving(segment_id, ids, among)
+        moved = await self._counted(
+            self._journal(segment_id, entered, "entered", now),
+            self._journal(segment_id, left, "left", now),
+        )
+        return moved[0], moved[1]
+
+    def _entering(
+        self,
+        segment_id: uuid.UUID,
+        candidates: Select[uuid.UUID],
+        now: datetime,
+        among: ContactTest | None,
+    ) -> CTE:
+        """INSERT ... RETURNING of the candidates that are not members yet.
+
+        New members are `candidates EXCEPT members`: a set operation, so the plan stays
+        linear whatever the statistics say about a membership table that just grew (an
+        anti-join misestimated as one row turns into a nested loop over both sets)."""
+        source = candidates.except_(self._current(segment_id, among)).subquery("candidates")
+        return (
+            insert(Membership)
+            .from_select(
+                ["workspace_id", "segment_id", "contact_id", "entered_at"],
+                select(
+                    literal(self.workspace_id, Uuid),
+                    literal(segment_id, Uuid),
+                    next(iter(source.c)),
+                    literal(now, DateTime(timezone=True)),
+                ),
+            )
+            .on_conflict_do_nothing()
+            .returning(Membership.contact_id)
+            .cte("entered")
+        )
+
+    def _leaving(
+        self, segment_id: uuid.UUID, keep: Select[uuid.UUID] | None, among: ContactTest | None
+    ) -> CTE:
+        """DELETE ... RETURNING of the members (limited to `among`) not in `keep`: leavers
+        are `members EXCEPT keep`."""
         current = self._current(segment_id, among)
         leavers = (current if keep is None else current.except_(keep)).subquery("leavers")
         # The leavers are collected into one array (an InitPlan computed once), then deleted
@@ -226,16 +269,16 @@ class MembershipRepository:
         leaver_ids = cast(
             select(func.array_agg(next(iter(leavers.c)))).scalar_subquery(), ARRAY(Uuid)
         )
-        left = (
+        return (
             delete(Membership)
             .where(*self._of(segment_id), Membership.contact_id == any_(leaver_ids))
             .returning(Membership.contact_id)
             .cte("left")
         )
-        return await self._journal(segment_id, left, "left", now)
 
-    async def _journal(self, segment_id: uuid.UUID, moved: Any, change: str, now: datetime) -> int:
-        statement = (
+    def _journal(self, segment_id: uuid.UUID, moved: CTE, change: str, now: datetime) -> CTE:
+        """INSERT ... RETURNING of one journal row per contact `moved` returned."""
+        return (
             insert(Change)
             .from_select(
                 ["id", "workspace_id", "segment_id", "contact_id", "change", "occurred_at"],
@@ -249,8 +292,14 @@ class MembershipRepository:
                 ),
             )
             .returning(Change.contact_id)
+            .cte(f"journal_{change}")
         )
-        return len((await self.session.execute(statement)).all())
+
+    async def _counted(self, *journals: CTE) -> list[int]:
+        """Run the statement the journal CTEs make up; the rows each one wrote, counted in
+        SQL (a first fill journals every member)."""
+        counts = [select(func.count()).select_from(j).scalar_subquery() for j in journals]
+        return list((await self.session.execute(select(*counts))).one())
 
     async def page_changes(
         self,

@@ -159,6 +159,42 @@ async def test_membership_follows_contact_changes(
     }
 
 
+async def test_full_refresh_moves_both_ways_in_one_statement(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    state: AppState,
+    settings: Settings,
+    session_factory: Factory,
+) -> None:
+    """A full refresh evaluates the rule once for entrants and leavers together: one left,
+    one entered, the unchanged member kept, the journal and the count exact."""
+    clock.freeze(NOW)
+    ids = await seed(session_factory, tenant)
+    segment = await create(client, tenant, name="Pro", rule=PRO)
+    await run_jobs(settings)
+    await set_plan(session_factory, ids["u-1"], "free")  # not noted: only the refresh sees it
+    await set_plan(session_factory, ids["u-3"], "pro")
+
+    later = NOW + timedelta(minutes=1)
+    async with transaction(state.session_factory, state.queue) as session:
+        moves = await membership.refresh_segment(
+            session, tenant.workspace_id, uuid.UUID(segment["id"]), later
+        )
+    assert moves == membership.Moves(entered=1, left=1)
+    assert await members(session_factory, segment["id"]) == {ids["u-2"], ids["u-3"]}
+    assert sorted((await changes(session_factory, segment["id"]))[2:]) == sorted(
+        [(ids["u-1"], "left", later), (ids["u-3"], "entered", later)]
+    )
+    row = await segment_row(session_factory, segment["id"])
+    assert (row.member_count, row.refreshed_at) == (2, later)
+
+    async with transaction(state.session_factory, state.queue) as session:
+        again = await membership.refresh_segment(
+            session, tenant.workspace_id, uuid.UUID(segment["id"]), later
+        )
+    assert again == membership.Moves(entered=0, left=0)
+
+
 async def test_bursts_coalesce_into_one_job(
     client: httpx.AsyncClient, tenant: Tenant, state: AppState, session_factory: Factory
 ) -> None:
