@@ -214,9 +214,10 @@ async def update_contact(
     tags=["Contacts"],
     summary="Delete a contact",
     description=(
-        "Delete the contact row and what hangs off it (consents, events, memberships). This "
-        "is not erasure: suppressions are untouched; use the privacy erasure request to "
-        "forget a person for good."
+        "Delete the contact row and what hangs off it (consents, events, memberships). Its "
+        "segment memberships are ended first: every segment's `member_count` drops at once "
+        "and `segment.left` is emitted. This is not erasure: suppressions are untouched; use "
+        "the privacy erasure request to forget a person for good."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,

@@ -15,7 +15,7 @@ from app.contacts.schemas import ContactCreate, ContactUpdate, ContactUpsert
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.pagination import PageParams, PageResult
-from app.segments.membership import note_contacts_changed
+from app.segments.membership import end_memberships, note_contacts_changed
 
 
 def _taken(field: str, value: str | None) -> Conflict:
@@ -121,8 +121,13 @@ def merge_attributes(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str,
 async def delete_contact(
     session: AsyncSession, workspace_id: uuid.UUID, contact_id: uuid.UUID
 ) -> None:
-    """Hard delete (consents, events and memberships cascade). Erasure is a privacy request."""
+    """Hard delete (consents, events and memberships cascade). Erasure is a privacy request.
+
+    Memberships are ended first through the segments journal, so each segment's
+    `member_count` stays exact and `segment.left` is emitted; the journal rows themselves
+    then go with the contact (their foreign key cascades)."""
     contact = await get_contact(session, workspace_id, contact_id)
+    await end_memberships(session, workspace_id, contact.id, utcnow())
     await ContactRepository(session, workspace_id).delete(contact)
     session.expunge(contact)
 

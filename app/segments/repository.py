@@ -176,6 +176,13 @@ class MembershipRepository:
         )
         return statement if among is None else statement.where(among(current.contact_id))
 
+    async def segments_of(self, contact_id: uuid.UUID) -> list[uuid.UUID]:
+        """The segments (static and dynamic) this contact is a member of."""
+        statement = select(Membership.segment_id).where(
+            Membership.workspace_id == self.workspace_id, Membership.contact_id == contact_id
+        )
+        return list((await self.session.execute(statement)).scalars())
+
     async def enter(
         self,
         segment_id: uuid.UUID,

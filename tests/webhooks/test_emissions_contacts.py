@@ -85,6 +85,43 @@ async def test_erasure_emits_erased_suppressed_and_segment_left(
     ]
 
 
+async def test_hard_delete_ends_memberships_with_counts_and_segment_left(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
+) -> None:
+    """Deleting a contact is not a silent cascade: every segment it was in counts one member
+    less at once, and `segment.left` goes out (static and dynamic segments alike)."""
+    gone = await support.contact(
+        client, tenant, email="gone@acme.example", attributes={"plan": "pro"}
+    )
+    kept = await support.contact(
+        client, tenant, email="kept@acme.example", attributes={"plan": "pro"}
+    )
+    static = await launch_support.static_segment(client, tenant, [gone, kept])
+    created = await client.post(
+        "/v1/segments",
+        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    dynamic = created.json()["id"]
+    await support.run_jobs(settings)
+    await subscribe(session_factory, tenant, ["segment.*"])
+
+    deleted = await client.delete(f"/v1/contacts/{gone}", headers=tenant.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    for segment in (static, dynamic):
+        shown = await client.get(f"/v1/segments/{segment}", headers=tenant.headers)
+        assert shown.json()["member_count"] == 1, segment
+        listed = await client.get(f"/v1/segments/{segment}/members", headers=tenant.headers)
+        assert [m["contact_id"] for m in listed.json()["data"]] == [kept]
+    left = of_type(await events(session_factory, tenant), "segment.left")
+    assert sorted(left, key=lambda d: d["segment_id"]) == sorted(
+        [{"segment_id": s, "contact_id": gone} for s in (static, dynamic)],
+        key=lambda d: d["segment_id"],
+    )
+
+
 async def test_dynamic_segments_emit_entered_and_left_set_wise(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:

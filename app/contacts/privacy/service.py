@@ -39,8 +39,7 @@ from app.contacts.privacy.sections import (
     register_export_section,
 )
 from app.core.clock import utcnow
-from app.segments.membership import emit_membership_changes, note_contacts_changed
-from app.segments.repository import MembershipRepository, SegmentRepository
+from app.segments.membership import end_memberships, note_contacts_changed
 from app.webhooks import emit
 from app.webhooks.catalogue import ContactErased
 
@@ -195,20 +194,7 @@ async def _erase_events(session: AsyncSession, context: ErasureContext) -> dict[
 
 async def _erase_memberships(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
     """End every membership through the segments domain's own journal (`left` + count)."""
-    contact_id = context.contact.id
-    memberships = MembershipRepository(session, context.workspace_id)
-    segments = SegmentRepository(session, context.workspace_id)
-    removed = 0
-    for row in await PrivacyRepository(session, context.workspace_id).memberships(contact_id):
-        left = await memberships.leave(
-            row.segment_id, context.now, among=lambda column: column == contact_id
-        )
-        await segments.add_to_count(row.segment_id, -left)
-        removed += left
-    if removed:
-        await emit_membership_changes(
-            session, context.workspace_id, context.now, contact_id=contact_id
-        )
+    removed = await end_memberships(session, context.workspace_id, context.contact.id, context.now)
     return {"segment_memberships_removed": removed}
 
 
