@@ -185,6 +185,17 @@ class MetricsSettings(BaseModel):
     max_buckets: int = Field(2000, ge=1, description="Most buckets one time series may span")
 
 
+class SegmentSettings(BaseModel):
+    """Tunables of the segments domain (docs/segments.md)."""
+
+    evaluation_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a preview or a live count may evaluate a rule before it answers "
+        "422 `evaluation_timeout` (saved segments keep `member_count` current instead)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -212,6 +223,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     inbound: InboundSettings = InboundSettings()
     metrics: MetricsSettings = MetricsSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:

@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, MetaData, Uuid, event
+from sqlalchemy import DateTime, MetaData, Uuid, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -136,3 +136,34 @@ async def transaction(
             await queue.flush(session)
         for action in session.info.pop(_AFTER_COMMIT_KEY, []):
             await action()
+
+
+class StatementTimeout(Exception):
+    """A statement inside `statement_timeout(...)` ran past its bound and was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"a statement ran longer than {seconds:g} s")
+        self.seconds = seconds
+
+
+_SET_TIMEOUT = text("SELECT set_config('statement_timeout', :value, true)")
+
+
+@asynccontextmanager
+async def statement_timeout(session: AsyncSession, seconds: float) -> AsyncIterator[None]:
+    """Bound every statement of the block to `seconds` (PostgreSQL's `statement_timeout`,
+    transaction-local, inside a savepoint). A statement running longer, or waiting longer
+    for a lock, is cancelled by the server: the savepoint is rolled back, so the caller's
+    transaction stays usable, and StatementTimeout is raised. The previous bound is back
+    after the block either way."""
+    previous = (await session.execute(text("SHOW statement_timeout"))).scalar_one()
+    try:
+        async with session.begin_nested():
+            await session.execute(_SET_TIMEOUT, {"value": f"{max(1, round(seconds * 1000))}ms"})
+            yield
+            await session.execute(_SET_TIMEOUT, {"value": previous})
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if code == "57014":  # query_canceled
+            raise StatementTimeout(seconds) from exc
+        raise

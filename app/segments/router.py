@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
@@ -12,6 +12,7 @@ from app.core.etag import make_etag as _make_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Instant, Page
+from app.core.state import app_state
 from app.segments import service
 from app.segments.models import Segment
 from app.segments.schemas import (
@@ -34,6 +35,10 @@ router = APIRouter(prefix="/v1", tags=["Segments"])
 Paging = Annotated[PageParams, Depends(page_params)]
 Reader = Annotated[Principal, Caller("segments", "read")]
 Writer = Annotated[Principal, Caller("segments", "write")]
+
+
+def _evaluation_timeout(request: Request) -> float:
+    return app_state(request).settings.segments.evaluation_timeout_seconds
 
 
 def _etag_responses(status: int, *errors: int) -> dict[int | str, dict[str, Any]]:
@@ -103,13 +108,19 @@ async def list_segments(
     summary="Preview a rule",
     description=(
         "Evaluate a rule now, without saving anything: the number of matching contacts and "
-        "a sample of up to `sample_size` of them (newest first)."
+        "a sample of up to `sample_size` of them (newest first). The evaluation is bounded "
+        "(`HERALD_SEGMENTS__EVALUATION_TIMEOUT_SECONDS`, 30 s by default): a rule that takes "
+        "longer answers 422 with code `evaluation_timeout`."
     ),
     response_model=PreviewOut,
     responses=problem_responses(*COMMON_ERRORS, 409, 422),
 )
-async def preview_segment(body: PreviewRequest, session: Session, principal: Reader) -> PreviewOut:
-    result = await service.preview(session, principal.workspace_id, body)
+async def preview_segment(
+    body: PreviewRequest, request: Request, session: Session, principal: Reader
+) -> PreviewOut:
+    result = await service.preview(
+        session, principal.workspace_id, body, timeout_seconds=_evaluation_timeout(request)
+    )
     return PreviewOut(
         count=result.count,
         sample=[ContactSample.model_validate(ref) for ref in result.sample],
@@ -181,14 +192,19 @@ async def delete_segment(
     summary="Count a segment",
     description=(
         "Dynamic segments: the rule evaluated now (`source: live`), which may run ahead of "
-        "`member_count` by the few seconds membership upkeep takes. Static segments: the "
-        "number of explicit members (`source: membership`)."
+        "`member_count` by the few seconds membership upkeep takes; bounded like a preview "
+        "(422 `evaluation_timeout` past `HERALD_SEGMENTS__EVALUATION_TIMEOUT_SECONDS`). "
+        "Static segments: the number of explicit members (`source: membership`)."
     ),
     response_model=CountOut,
     responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
 )
-async def count_segment(segment_id: uuid.UUID, session: Session, principal: Reader) -> CountOut:
-    result = await service.count(session, principal.workspace_id, segment_id)
+async def count_segment(
+    segment_id: uuid.UUID, request: Request, session: Session, principal: Reader
+) -> CountOut:
+    result = await service.count(
+        session, principal.workspace_id, segment_id, timeout_seconds=_evaluation_timeout(request)
+    )
     return CountOut(
         segment_id=result.segment_id,
         count=result.count,

@@ -6,12 +6,15 @@ Stateless; the caller owns the transaction. Membership upkeep lives in `membersh
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.core.db import StatementTimeout, statement_timeout
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
@@ -200,17 +203,53 @@ def _field(pointer: str, message: str, code: str) -> Unprocessable:
 # -- preview and count -----------------------------------------------------------------------
 
 
-async def preview(session: AsyncSession, workspace_id: uuid.UUID, body: PreviewRequest) -> Preview:
+async def preview(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    body: PreviewRequest,
+    *,
+    timeout_seconds: float,
+) -> Preview:
     rule = membership.checked_rule(body.rule)
     ctx = await _validated(session, workspace_id, rule, None)
-    count = int((await session.execute(count_statement(rule, ctx))).scalar_one())
-    sample = await ContactLookup(session, workspace_id).sample(
-        member_ids(rule, ctx), body.sample_size
-    )
+    async with _bounded(session, timeout_seconds, "/rule"):
+        count = int((await session.execute(count_statement(rule, ctx))).scalar_one())
+        sample = await ContactLookup(session, workspace_id).sample(
+            member_ids(rule, ctx), body.sample_size
+        )
     return Preview(count, sample, ctx.now)
 
 
-async def count(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID) -> LiveCount:
+@asynccontextmanager
+async def _bounded(
+    session: AsyncSession, seconds: float, pointer: str | None
+) -> AsyncIterator[None]:
+    """Evaluation of a rule on the request path, bounded: a rule that would hold a database
+    connection for minutes answers 422 instead (the transaction stays usable)."""
+    try:
+        async with statement_timeout(session, seconds):
+            yield
+    except StatementTimeout as exc:
+        message = (
+            f"The rule took longer than {seconds:g} s to evaluate "
+            "(HERALD_SEGMENTS__EVALUATION_TIMEOUT_SECONDS). Narrow it, or save it as a "
+            "dynamic segment: its member_count is kept current in the background."
+        )
+        errors = (
+            []
+            if pointer is None
+            else [
+                FieldError(
+                    pointer=pointer, location="body", message=message, code="evaluation_timeout"
+                )
+            ]
+        )
+        raise Unprocessable(message, errors=errors) from exc
+
+
+async def count(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, *, timeout_seconds: float
+) -> LiveCount:
     segment = await get_segment(session, workspace_id, segment_id)
     now = utcnow()
     if segment.kind == "static":
@@ -221,7 +260,8 @@ async def count(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid
         statement = count_statement(rule, ctx)
     except RuleError as exc:
         raise Conflict(f"Segment {segment.id}'s rule does not compile: {exc}") from exc
-    total = int((await session.execute(statement)).scalar_one())
+    async with _bounded(session, timeout_seconds, None):
+        total = int((await session.execute(statement)).scalar_one())
     return LiveCount(segment.id, total, "live", now)
 
 
