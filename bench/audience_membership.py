@@ -25,7 +25,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import async_database_url
 from app.core.db import create_engine, create_session_factory
@@ -36,6 +36,7 @@ from bench.audience import RULE_A, RULE_B, RULE_C
 
 NAME_PREFIX = "bench-incremental "
 RULES = (("(a)", RULE_A), ("(b)", RULE_B), ("(c)", RULE_C))
+Factory = async_sessionmaker[AsyncSession]
 SEGMENT_TABLES = ("segment_dirty_contacts", "segment_memberships", "segment_membership_changes")
 
 
@@ -80,8 +81,8 @@ async def run(url: str, batches: int) -> None:
         await engine.dispose()
 
 
-async def _one_batch(engine: AsyncEngine, factory: object, ws: uuid.UUID, now: datetime) -> float:
-    async with factory() as session:  # type: ignore[operator]
+async def _one_batch(engine: AsyncEngine, factory: Factory, ws: uuid.UUID, now: datetime) -> float:
+    async with factory() as session:
         sample = await session.execute(
             text("SELECT id FROM contacts TABLESAMPLE SYSTEM (1) LIMIT :n"), {"n": DIRTY_BATCH}
         )
@@ -89,7 +90,7 @@ async def _one_batch(engine: AsyncEngine, factory: object, ws: uuid.UUID, now: d
         await session.commit()
     await _vacuum(engine)
     started = time.perf_counter()
-    async with factory() as session:  # type: ignore[operator]
+    async with factory() as session:
         done = await refresh_contacts(session, ws, now)
         await session.commit()
     assert done == DIRTY_BATCH, done
@@ -102,8 +103,8 @@ async def _vacuum(engine: AsyncEngine) -> None:
         await conn.execute(text(f"VACUUM ANALYZE {', '.join(SEGMENT_TABLES)}"))
 
 
-async def _create_segments(factory: object, ws: uuid.UUID) -> list[uuid.UUID]:
-    async with factory() as session:  # type: ignore[operator]
+async def _create_segments(factory: Factory, ws: uuid.UUID) -> list[uuid.UUID]:
+    async with factory() as session:
         segments = [
             Segment(workspace_id=ws, name=NAME_PREFIX + label, kind="dynamic", rule=rule)
             for label, rule in RULES
@@ -113,8 +114,8 @@ async def _create_segments(factory: object, ws: uuid.UUID) -> list[uuid.UUID]:
         return [segment.id for segment in segments]
 
 
-async def _cleanup(factory: object, ws: uuid.UUID) -> None:
-    async with factory() as session:  # type: ignore[operator]
+async def _cleanup(factory: Factory, ws: uuid.UUID) -> None:
+    async with factory() as session:
         await session.execute(
             delete(Segment).where(Segment.workspace_id == ws, Segment.name.startswith(NAME_PREFIX))
         )

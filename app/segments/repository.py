@@ -198,16 +198,11 @@ class MembershipRepository:
         return count
 
     async def leave(
-        self,
-        segment_id: uuid.UUID,
-        now: datetime,
-        *,
-        keep: Select[uuid.UUID] | None = None,
-        among: ContactTest | None = None,
+        self, segment_id: uuid.UUID, now: datetime, *, among: ContactTest | None = None
     ) -> int:
-        """Delete the members (limited to `among`) that are not in `keep` (all of them
-        without `keep`); journal them as `left`. Returns how many left."""
-        left = self._leaving(segment_id, keep, among)
+        """Delete the members (limited to `among`); journal them as `left`. Returns how many
+        left."""
+        left = self._leaving(segment_id, None, among)
         (count,) = await self._counted(self._journal(segment_id, left, "left", now))
         return count
 
