@@ -250,16 +250,12 @@ async def reevaluate(
     """Bring one dynamic segment's membership in line with its rule, for `contact_ids` or
     (None) for everyone, in one statement that evaluates the rule once (for a batch, over
     just those contacts: `member_ids(..., among=)`)."""
-    memberships = MembershipRepository(session, workspace_id)
-    if contact_ids is None:
-        entered, left = await memberships.sync(segment_id, member_ids(rule, ctx), ctx.now)
-    else:
-        entered, left = await memberships.sync(
-            segment_id,
-            member_ids(rule, ctx, among=contact_ids),
-            ctx.now,
-            among=contact_in(contact_ids),
-        )
+    entered, left = await MembershipRepository(session, workspace_id).sync(
+        segment_id,
+        member_ids(rule, ctx, among=contact_ids),
+        ctx.now,
+        among=None if contact_ids is None else contact_in(contact_ids),
+    )
     return Moves(entered, left)
 
 

@@ -19,6 +19,18 @@ from tests.webhooks.emissions_support import count, events, of_type, subscribe
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
 
 
+async def pro_segment(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    """A dynamic segment of the contacts on plan `pro`; its id."""
+    created = await client.post(
+        "/v1/segments",
+        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    segment_id: str = created.json()["id"]
+    return segment_id
+
+
 async def test_unsubscribe_suppresses_once(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
@@ -97,13 +109,7 @@ async def test_hard_delete_ends_memberships_with_counts_and_segment_left(
         client, tenant, email="kept@acme.example", attributes={"plan": "pro"}
     )
     static = await launch_support.static_segment(client, tenant, [gone, kept])
-    created = await client.post(
-        "/v1/segments",
-        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
-        headers=tenant.headers,
-    )
-    assert created.status_code == 201, created.text
-    dynamic = created.json()["id"]
+    dynamic = await pro_segment(client, tenant)
     await support.run_jobs(settings)
     await subscribe(session_factory, tenant, ["segment.*"])
 
@@ -127,13 +133,7 @@ async def test_dynamic_segments_emit_entered_and_left_set_wise(
 ) -> None:
     clock.freeze()
     await subscribe(session_factory, tenant, ["segment.entered", "segment.left"])
-    created = await client.post(
-        "/v1/segments",
-        json={"name": "Pro", "kind": "dynamic", "rule": PRO},
-        headers=tenant.headers,
-    )
-    assert created.status_code == 201, created.text
-    segment = created.json()["id"]
+    segment = await pro_segment(client, tenant)
     pro = [
         await support.contact(
             client, tenant, email=f"p{i}@acme.example", attributes={"plan": "pro"}
