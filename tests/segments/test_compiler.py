@@ -215,6 +215,11 @@ CASES: list[tuple[str, object, set[str]]] = [
     ("attr lte number", attr("attributes.score", "lte", 7.5), {"carol"}),
     ("attr between numbers", attr("attributes.score", "between", [7, 42]), {"alice", "carol"}),
     ("attr gt string", attr("attributes.plan", "gt", "pro"), {"carol"}),
+    # jsonb sorts booleans, arrays and objects above every number: the type test rejects them
+    ("attr gt number (booleans ignored)", attr("attributes.trial", "gt", 0), set()),
+    ("attr gte number (arrays ignored)", attr("attributes.tags", "gte", 1), set()),
+    ("attr gt number (objects ignored)", attr("attributes.address", "gt", 1), set()),
+    ("attr gt string (numbers ignored)", attr("attributes.score", "gt", "0"), {"bob"}),
     ("attr between strings", attr("attributes.plan", "between", ["a", "g"]), {"bob"}),
     # nesting
     (
