@@ -82,13 +82,7 @@ async def end_memberships(
     """End every membership of one contact that is going away (erasure, hard deletion):
     `left` journal rows, each segment's `member_count` down, `segment.left` emitted. Returns
     how many memberships ended."""
-    memberships = MembershipRepository(session, workspace_id)
-    segments = SegmentRepository(session, workspace_id)
-    removed = 0
-    for segment_id in await memberships.segments_of(contact_id):
-        left = await memberships.leave(segment_id, now, among=lambda column: column == contact_id)
-        await segments.add_to_count(segment_id, -left)
-        removed += left
+    removed = await MembershipRepository(session, workspace_id).end_all(contact_id, now)
     if removed:
         await emit_membership_changes(session, workspace_id, now, contact_id=contact_id)
     return removed

@@ -40,7 +40,11 @@ class SegmentMembership(WorkspaceScoped, Base):
 
 
 class SegmentMembershipChange(WorkspaceEntity, Base):
-    """`segment.entered` / `segment.left`, for triggers and webhooks."""
+    """`segment.entered` / `segment.left`, for triggers and webhooks.
+
+    No foreign key to contacts: the journal is history, and a hard-deleted contact's
+    `entered` and `left` rows (the `left` written by the deletion itself) stay listed. They
+    hold ids only, no personal data."""
 
     __tablename__ = "segment_membership_changes"
     __table_args__ = (
@@ -51,7 +55,7 @@ class SegmentMembershipChange(WorkspaceEntity, Base):
     )
 
     segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
-    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID] = mapped_column()
     change: Mapped[str] = mapped_column(String(8))  # entered, left
     occurred_at: Mapped[datetime] = mapped_column()
 

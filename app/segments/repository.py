@@ -176,12 +176,44 @@ class MembershipRepository:
         )
         return statement if among is None else statement.where(among(current.contact_id))
 
-    async def segments_of(self, contact_id: uuid.UUID) -> list[uuid.UUID]:
-        """The segments (static and dynamic) this contact is a member of."""
-        statement = select(Membership.segment_id).where(
-            Membership.workspace_id == self.workspace_id, Membership.contact_id == contact_id
+    async def end_all(self, contact_id: uuid.UUID, now: datetime) -> int:
+        """End every membership of one contact, static and dynamic, in ONE statement: delete
+        them, journal each as `left`, and count each segment one member down. Returns how
+        many ended."""
+        left = (
+            delete(Membership)
+            .where(
+                Membership.workspace_id == self.workspace_id, Membership.contact_id == contact_id
+            )
+            .returning(Membership.segment_id)
+            .cte("left")
         )
-        return list((await self.session.execute(statement)).scalars())
+        journal = (
+            insert(Change)
+            .from_select(
+                ["id", "workspace_id", "segment_id", "contact_id", "change", "occurred_at"],
+                select(
+                    sql_uuid7(now),
+                    literal(self.workspace_id, Uuid),
+                    left.c.segment_id,
+                    literal(contact_id, Uuid),
+                    literal("left", String),
+                    literal(now, DateTime(timezone=True)),
+                ),
+            )
+            .returning(Change.segment_id)
+            .cte("journal_left")
+        )
+        counted = (
+            update(Segment)
+            .where(Segment.workspace_id == self.workspace_id, Segment.id == journal.c.segment_id)
+            # explicit: SQLAlchemy does not apply Python-side `onupdate` inside a CTE
+            .values(member_count=Segment.member_count - 1, updated_at=now)
+            .returning(Segment.id)
+            .cte("counted")
+        )
+        statement = select(func.count()).select_from(counted)
+        return int((await self.session.execute(statement)).scalar_one())
 
     async def enter(
         self,

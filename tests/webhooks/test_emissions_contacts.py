@@ -101,7 +101,8 @@ async def test_hard_delete_ends_memberships_with_counts_and_segment_left(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
     """Deleting a contact is not a silent cascade: every segment it was in counts one member
-    less at once, and `segment.left` goes out (static and dynamic segments alike)."""
+    less at once, `segment.left` goes out (static and dynamic segments alike), and the
+    segments' change journals keep its history."""
     gone = await support.contact(
         client, tenant, email="gone@acme.example", attributes={"plan": "pro"}
     )
@@ -126,6 +127,14 @@ async def test_hard_delete_ends_memberships_with_counts_and_segment_left(
         [{"segment_id": s, "contact_id": gone} for s in (static, dynamic)],
         key=lambda d: d["segment_id"],
     )
+    for segment in (static, dynamic):  # the journal outlives the contact
+        history = await client.get(
+            f"/v1/segments/{segment}/changes",
+            params={"contact_id": gone},
+            headers=tenant.headers,
+        )
+        assert history.status_code == 200, history.text
+        assert [c["change"] for c in history.json()["data"]] == ["left", "entered"], segment
 
 
 async def test_dynamic_segments_emit_entered_and_left_set_wise(
