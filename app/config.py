@@ -194,6 +194,12 @@ class SegmentSettings(BaseModel):
         description="Longest a preview or a live count may evaluate a rule before it answers "
         "422 `evaluation_timeout` (saved segments keep `member_count` current instead)",
     )
+    history_retention_days: int = Field(
+        365,
+        ge=1,
+        description="Membership journal rows (`GET /v1/segments/{id}/changes`) and member count "
+        "snapshots older than this are purged daily",
+    )
 
 
 class Settings(BaseSettings):

@@ -33,7 +33,6 @@ from app.segments.repository import (
     DirtyContactQueue,
     MembershipRepository,
     SegmentRepository,
-    SegmentSweep,
     contact_in,
 )
 from app.segments.rules import (
@@ -46,6 +45,7 @@ from app.segments.rules import (
     parse_rule,
     referenced_segment_ids,
 )
+from app.segments.sweep_repository import SegmentSweep
 from app.webhooks import emit
 from app.webhooks.catalogue import SegmentEntered, SegmentLeft
 from app.worker.queue import enqueue
@@ -430,3 +430,10 @@ def _enqueue_refresh(session: AsyncSession, workspace_id: uuid.UUID) -> None:
         job_key=(workspace_id,),
         again_if_taken=True,
     )
+
+
+async def purge_history(session: AsyncSession, cutoff: datetime, limit: int) -> tuple[int, int]:
+    """One batch of the daily purge: journal rows and count snapshots older than `cutoff`
+    (`segments.history_retention_days`), up to `limit` of each. Returns (journal rows,
+    snapshots) deleted; the caller repeats until a batch comes back short."""
+    return await SegmentSweep(session).purge_history(cutoff, limit)

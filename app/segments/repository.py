@@ -1,11 +1,11 @@
-"""Every query of the segments domain: segments, memberships, changes, snapshots and the
-dirty-contact queue. All scoped by workspace except `SegmentSweep`, the scheduler's
-system-wide view (it only finds which workspaces and segments have work)."""
+"""The workspace-scoped queries of the segments domain: segments, memberships, changes,
+snapshots and the dirty-contact queue. The system-wide queries of upkeep (which workspaces
+and segments have work, snapshots, the history purge) are in `sweep_repository.py`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +14,9 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     DateTime,
-    Row,
     Select,
     String,
     Uuid,
-    and_,
     any_,
     cast,
     delete,
@@ -489,64 +487,3 @@ class DirtyContactQueue:
                 SegmentDirtyContact.token == read.c.token,
             )
         )
-
-
-@dataclass(frozen=True)
-class DynamicSegmentState:
-    workspace_id: uuid.UUID
-    id: uuid.UUID
-    rule: dict[str, Any] | None
-    refreshed_at: datetime | None
-
-
-class SegmentSweep:
-    """System-wide lookups for the periodic job: which workspaces and segments have work.
-    Each piece of work it finds then runs through the workspace-scoped repositories."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def workspaces_with_dirty_contacts(self) -> list[uuid.UUID]:
-        statement = select(SegmentDirtyContact.workspace_id).distinct()
-        return list((await self.session.execute(statement)).scalars().all())
-
-    async def dynamic_segments(self) -> list[DynamicSegmentState]:
-        statement = select(
-            Segment.workspace_id, Segment.id, Segment.rule, Segment.refreshed_at
-        ).where(Segment.kind == "dynamic")
-        rows: Sequence[Row[Any]] = (await self.session.execute(statement)).all()
-        return [DynamicSegmentState(r.workspace_id, r.id, r.rule, r.refreshed_at) for r in rows]
-
-    async def snapshot_counts(self, now: datetime, heartbeat: timedelta) -> int:
-        """Record each segment's member count when it changed since its last snapshot, or
-        when the last one is older than `heartbeat`. One statement for every segment."""
-        last = (
-            select(SegmentCountSnapshot.taken_at, SegmentCountSnapshot.member_count)
-            .where(SegmentCountSnapshot.segment_id == Segment.id)
-            .order_by(SegmentCountSnapshot.taken_at.desc())
-            .limit(1)
-            .lateral("last")
-        )
-        source = (
-            select(
-                Segment.workspace_id,
-                Segment.id,
-                literal(now, DateTime(timezone=True)),
-                Segment.member_count,
-            )
-            .outerjoin(last, literal(True))
-            .where(
-                or_(
-                    last.c.taken_at.is_(None),
-                    last.c.taken_at <= now - heartbeat,
-                    and_(last.c.member_count != Segment.member_count, last.c.taken_at < now),
-                )
-            )
-        )
-        statement = (
-            insert(SegmentCountSnapshot)
-            .from_select(["workspace_id", "segment_id", "taken_at", "member_count"], source)
-            .on_conflict_do_nothing()
-            .returning(SegmentCountSnapshot.segment_id)
-        )
-        return len((await self.session.execute(statement)).all())

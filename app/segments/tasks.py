@@ -8,6 +8,7 @@ how bursts coalesce."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any, cast
 
 from arq import cron
@@ -21,6 +22,8 @@ from app.worker.tasks import counted, task_session
 
 # Rounds of DIRTY_BATCH contacts one job drains before leaving the rest to the next job.
 MAX_ROUNDS = 40
+# Rows of each kind one purge transaction deletes.
+PURGE_BATCH = 10_000
 
 
 @counted
@@ -63,11 +66,29 @@ async def segments_tick(ctx: dict[str, Any]) -> dict[str, int]:
     }
 
 
+@counted
+async def segments_purge_history(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: membership journal rows and count snapshots past `history_retention_days`,
+    in batches of one transaction each."""
+    typed = cast(WorkerContext, ctx)
+    cutoff = utcnow() - timedelta(days=typed["settings"].segments.history_retention_days)
+    totals = {"changes": 0, "snapshots": 0}
+    while True:
+        async with task_session(typed) as session:
+            changes, snapshots = await membership.purge_history(session, cutoff, PURGE_BATCH)
+        totals["changes"] += changes
+        totals["snapshots"] += snapshots
+        if changes < PURGE_BATCH and snapshots < PURGE_BATCH:
+            return totals
+
+
 TASKS: list[Any] = [
     func(segments_refresh_contacts, name="segments_refresh_contacts", keep_result=0),
     func(segments_refresh_segment, name="segments_refresh_segment", keep_result=0),
     segments_tick,
+    func(segments_purge_history, name="segments_purge_history", keep_result=0, timeout=3600),
 ]
 CRON_JOBS: list[CronJob] = [
     cron(segments_tick, second={0}, run_at_startup=True, unique=True),
+    cron(segments_purge_history, hour={3}, minute={53}, unique=True, run_at_startup=False),
 ]
