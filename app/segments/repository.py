@@ -186,21 +186,8 @@ class MembershipRepository:
             .returning(Membership.segment_id)
             .cte("left")
         )
-        journal = (
-            insert(Change)
-            .from_select(
-                ["id", "workspace_id", "segment_id", "contact_id", "change", "occurred_at"],
-                select(
-                    sql_uuid7(now),
-                    literal(self.workspace_id, Uuid),
-                    left.c.segment_id,
-                    literal(contact_id, Uuid),
-                    literal("left", String),
-                    literal(now, DateTime(timezone=True)),
-                ),
-            )
-            .returning(Change.segment_id)
-            .cte("journal_left")
+        journal = self._journal_rows(
+            left.c.segment_id, literal(contact_id, Uuid), "left", now, returning=Change.segment_id
         )
         counted = (
             update(Segment)
@@ -310,6 +297,19 @@ class MembershipRepository:
 
     def _journal(self, segment_id: uuid.UUID, moved: CTE, change: str, now: datetime) -> CTE:
         """INSERT ... RETURNING of one journal row per contact `moved` returned."""
+        return self._journal_rows(literal(segment_id, Uuid), moved.c.contact_id, change, now)
+
+    def _journal_rows(
+        self,
+        segment: ColumnElement[uuid.UUID],
+        contact: ColumnElement[uuid.UUID],
+        change: str,
+        now: datetime,
+        *,
+        returning: Any = Change.contact_id,
+    ) -> CTE:
+        """INSERT ... RETURNING of journal rows `(segment, contact)`, one per row of the CTE
+        those columns come from."""
         return (
             insert(Change)
             .from_select(
@@ -317,13 +317,13 @@ class MembershipRepository:
                 select(
                     sql_uuid7(now),
                     literal(self.workspace_id, Uuid),
-                    literal(segment_id, Uuid),
-                    moved.c.contact_id,
+                    segment,
+                    contact,
                     literal(change, String),
                     literal(now, DateTime(timezone=True)),
                 ),
             )
-            .returning(Change.contact_id)
+            .returning(returning)
             .cte(f"journal_{change}")
         )
 

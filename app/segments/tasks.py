@@ -18,7 +18,7 @@ from arq.worker import func
 from app.core.clock import utcnow
 from app.segments import membership
 from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
+from app.worker.tasks import counted, in_batches, task_session
 
 # Rounds of DIRTY_BATCH contacts one job drains before leaving the rest to the next job.
 MAX_ROUNDS = 40
@@ -72,14 +72,12 @@ async def segments_purge_history(ctx: dict[str, Any]) -> dict[str, int]:
     in batches of one transaction each."""
     typed = cast(WorkerContext, ctx)
     cutoff = utcnow() - timedelta(days=typed["settings"].segments.history_retention_days)
-    totals = {"changes": 0, "snapshots": 0}
-    while True:
-        async with task_session(typed) as session:
-            changes, snapshots = await membership.purge_history(session, cutoff, PURGE_BATCH)
-        totals["changes"] += changes
-        totals["snapshots"] += snapshots
-        if changes < PURGE_BATCH and snapshots < PURGE_BATCH:
-            return totals
+    return await in_batches(
+        typed,
+        ("changes", "snapshots"),
+        PURGE_BATCH,
+        lambda session: membership.purge_history(session, cutoff, PURGE_BATCH),
+    )
 
 
 TASKS: list[Any] = [

@@ -44,3 +44,21 @@ def counted(
         return result
 
     return wrapper
+
+
+async def in_batches(
+    ctx: WorkerContext,
+    names: tuple[str, ...],
+    limit: int,
+    batch: Callable[[AsyncSession], Awaitable[tuple[int, ...]]],
+) -> dict[str, int]:
+    """Run `batch` in one transaction after another (purges: short transactions however
+    much is due) until every count it returns is under `limit`; the totals by name."""
+    totals = dict.fromkeys(names, 0)
+    while True:
+        async with task_session(ctx) as session:
+            counts = await batch(session)
+        for name, count in zip(names, counts, strict=True):
+            totals[name] += count
+        if all(count < limit for count in counts):
+            return totals

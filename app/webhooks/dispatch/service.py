@@ -37,7 +37,7 @@ from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import DeliveryRepository, EndpointRepository
 from app.webhooks.ssrf import GuardPolicy
 from app.worker.context import WorkerContext
-from app.worker.tasks import task_session
+from app.worker.tasks import in_batches, task_session
 
 TIME_BUDGET_SECONDS = 30.0  # a job stops starting rounds after this; the next job continues
 DISPATCH_SCAN_LIMIT = 10_000  # endpoints woken per dispatcher tick
@@ -330,14 +330,12 @@ async def purge_expired(ctx: WorkerContext, limit: int = 10_000) -> dict[str, in
     """Daily: attempts and events older than `retention_days` (an event with a pending
     delivery is kept; its finished deliveries go with it)."""
     cutoff = utcnow() - timedelta(days=ctx["settings"].webhooks.retention_days)
-    totals = {"attempts": 0, "events": 0}
-    while True:
-        async with task_session(ctx) as session:
-            attempts, events = await repository.purge(session, cutoff, limit)
-        totals["attempts"] += attempts
-        totals["events"] += events
-        if attempts < limit and events < limit:
-            return totals
+    return await in_batches(
+        ctx,
+        ("attempts", "events"),
+        limit,
+        lambda session: repository.purge(session, cutoff, limit),
+    )
 
 
 # -- the API ---------------------------------------------------------------------------------
