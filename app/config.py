@@ -67,6 +67,13 @@ class SmtpSettings(BaseModel):
     )
     timeout_seconds: float = Field(30.0, gt=0)
     helo_name: str | None = None
+    max_connections: int = Field(
+        20,
+        ge=1,
+        le=20,
+        description="Connections one delivery batch keeps open at once; each carries up to "
+        "100 messages (connect, TLS and AUTH once per connection)",
+    )
     ca_file: str | None = Field(
         None,
         description="PEM bundle of the CAs trusted for the server's certificate, *instead of* "

@@ -205,6 +205,13 @@ class SmtpSink:
     received: list[Envelope] = field(default_factory=list)
     # Reply to RCPT TO with this instead of accepting (e.g. "450 4.2.1 try later").
     rcpt_reply: str | None = None
+    # The same, for these recipients only.
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    # Messages a connection may carry; MAIL FROM past it answers 421 (a per-session cap).
+    messages_per_session: int | None = None
+    # The client address and port of each accepted message: one per connection.
+    peers: list[Any] = field(default_factory=list)
+    carried: dict[Any, int] = field(default_factory=dict)
 
 
 class _Handler:
@@ -221,13 +228,32 @@ class _Handler:
     ) -> str:
         if self.sink.rcpt_reply is not None:
             return self.sink.rcpt_reply
+        if address in self.sink.rcpt_replies:
+            return self.sink.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: aiosmtpd_smtp.SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        cap = self.sink.messages_per_session
+        if cap is not None and self.sink.carried.get(session.peer, 0) >= cap:
+            return "421 4.7.0 Too many messages on this connection, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
         return "250 OK"
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: aiosmtpd_smtp.SMTP, session: Session, envelope: Envelope
     ) -> str:
         self.sink.received.append(envelope)
+        self.sink.peers.append(session.peer)
+        self.sink.carried[session.peer] = self.sink.carried.get(session.peer, 0) + 1
         return "250 Message accepted for delivery"
 
 

@@ -1,4 +1,13 @@
-"""The SMTP provider (aiosmtplib): one connection per message, phases classified.
+"""The SMTP provider (aiosmtplib): connections reused within a delivery batch, phases
+classified.
+
+Connections: `send_many` (one delivery batch) keeps the connections it opens (at most
+`max_connections` at once) and gives each one message after another: connect, TLS
+and AUTH are paid once per connection, not per message. A connection carries at most
+`MESSAGES_PER_CONNECTION` messages, is reset (RSET) after a refused envelope, dropped after any
+connection-level error or an unknown DATA outcome, and closed (QUIT) when the batch ends. A
+reused connection that turns out dead before DATA (the server timed it out, or answered 421
+"closing") is replaced by a fresh one for the same message, once: nothing was sent on it.
 
 Phases: connect (with the TLS handshake when `security` is `tls`), STARTTLS (only when
 `security` is `starttls`: required, never opportunistic), AUTH (when a username is set), MAIL
@@ -26,8 +35,11 @@ TLS and AUTH follow the same rule, on purpose:
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
@@ -36,6 +48,7 @@ import aiosmtplib
 
 from app.channels.providers.base import (
     OutboundMessage,
+    Outcome,
     PermanentError,
     Provider,
     RetryableError,
@@ -45,6 +58,12 @@ from app.channels.providers.base import (
 )
 from app.config import SmtpSettings
 from app.core.clock import utcnow
+
+# Messages one connection carries before it is closed and replaced: servers commonly cap
+# messages per session (often at 100) and answer 421 past it.
+MESSAGES_PER_CONNECTION = 100
+# A 421 reply: the server is closing the connection (a per-session cap, shutting down).
+_CLOSING = 421
 
 # Long enough for a List-Unsubscribe URL on one line (RFC 5322's hard limit is 998).
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
@@ -125,6 +144,19 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
     return context
 
 
+class _Connection:
+    """A client with the number of messages it has carried (its envelope is clean between
+    messages)."""
+
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self.client = client
+        self.carried = 0
+
+
+class _Stale(Exception):
+    """A reused connection failed before any byte of the message was sent."""
+
+
 class SmtpProvider(Provider):
     name = "smtp"
 
@@ -132,6 +164,8 @@ class SmtpProvider(Provider):
         self.settings = settings
         self.default_from = default_from
         self._tls_context: ssl.SSLContext | None = None
+        self._idle: list[_Connection] | None = None  # set while `send_many` runs
+        self._slots: asyncio.Semaphore | None = None  # at most `max_connections` in use
 
     def _tls(self) -> ssl.SSLContext | None:
         """Built once per provider (per delivery call), on the first send that needs it."""
@@ -154,22 +188,30 @@ class SmtpProvider(Provider):
             local_hostname=settings.helo_name,
             timeout=settings.timeout_seconds,
             use_tls=settings.security == "tls",
-            # STARTTLS and AUTH are explicit steps of `_before_data` (their own phases);
-            # `None` here would upgrade opportunistically.
+            # STARTTLS and AUTH are explicit steps of `_open` (their own phases); `None` here
+            # would upgrade opportunistically.
             start_tls=False,
             tls_context=self._tls(),
         )
+
+    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
+        self._idle, self._slots = [], asyncio.Semaphore(self.settings.max_connections)
+        try:
+            return await super().send_many(messages)
+        finally:
+            idle, self._idle, self._slots = self._idle, None, None
+            for connection in idle:
+                await _quit(connection.client)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         mime = build_email(message, self.default_from)
         sender = parseaddr(str(mime["From"]))[1]
         assert message.recipient is not None
         recipient = parseaddr(message.recipient)[1]
-        client = self._client()
-        try:
-            await self._before_data(client, sender, recipient)
+        slots = self._slots or asyncio.Semaphore(1)
+        async with slots, self._connection(sender, recipient) as connection:
             try:
-                await client.data(mime.as_bytes())
+                await connection.client.data(mime.as_bytes())
             except aiosmtplib.SMTPResponseException as error:
                 raise _reply_error(error, "DATA") from error
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
@@ -177,16 +219,49 @@ class SmtpProvider(Provider):
                     f"connection lost during DATA ({type(error).__name__}): "
                     "the server may have accepted the message"
                 ) from error
-        finally:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
         return SendResult(provider_message_id=str(mime["Message-ID"]))
 
-    async def _before_data(self, client: aiosmtplib.SMTP, sender: str, recipient: str) -> None:
+    @asynccontextmanager
+    async def _connection(self, sender: str, recipient: str) -> AsyncIterator[_Connection]:
+        """A connection with this message's envelope accepted (MAIL FROM, RCPT TO), ready
+        for DATA: an idle one of the batch, or a new one. Back to the idle ones afterwards
+        when it is still in a known state, closed otherwise."""
+        connection = self._idle.pop() if self._idle else None
+        if connection is not None:
+            try:
+                await self._envelope(connection, sender, recipient, reused=True)
+            except _Stale:
+                connection.client.close()
+                connection = None
+        if connection is None:
+            connection = _Connection(self._client())
+            await self._open(connection)
+            await self._envelope(connection, sender, recipient, reused=False)
+        connection.carried += 1
+        reusable = False
+        try:
+            yield connection
+            reusable = True
+        except (PermanentError, RetryableError):  # a reply to DATA: the transaction is over
+            reusable = True
+            raise
+        finally:
+            await self._release(connection, reusable)
+
+    async def _release(self, connection: _Connection, reusable: bool) -> None:
+        """Back to the batch's idle connections, or QUIT at the cap or outside a batch;
+        closed at once when its state is unknown."""
+        client = connection.client
+        if not reusable or not client.is_connected:
+            _drop(client)
+        elif self._idle is not None and connection.carried < MESSAGES_PER_CONNECTION:
+            self._idle.append(connection)
+        else:
+            await _quit(client)
+
+    async def _open(self, connection: _Connection) -> None:
         settings = self.settings
+        client = connection.client
         phase = "connect"
         try:
             await client.connect()
@@ -197,17 +272,67 @@ class SmtpProvider(Provider):
                 phase = "AUTH"
                 password = settings.password.get_secret_value() if settings.password else ""
                 await client.login(settings.username, password)
-            phase = "MAIL FROM"
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            _drop(client)
+            raise _classified(error, phase) from error
+
+    async def _envelope(
+        self, connection: _Connection, sender: str, recipient: str, *, reused: bool
+    ) -> None:
+        """MAIL FROM + RCPT TO. A refused envelope is RSET so the connection can carry the
+        next message; on a reused connection, a dead socket or a 421 is `_Stale`."""
+        client = connection.client
+        phase = "MAIL FROM"
+        try:
             await client.mail(sender)
             phase = "RCPT TO"
             await client.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as error:
+            if reused and error.code == _CLOSING:
+                raise _Stale from error
+            if error.code != _CLOSING and await _reset(client):
+                await self._release(connection, reusable=True)
+            else:
+                _drop(client)
             raise _reply_error(error, phase) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            certificate = _certificate_error(error)
-            if certificate is not None:
-                raise RetryableError(
-                    f"{phase}: TLS certificate verification failed: "
-                    f"{certificate.verify_message or certificate}"[:500]
-                ) from error
-            raise RetryableError(f"{phase}: {type(error).__name__}: {error}"[:500]) from error
+            if reused:  # nothing of this message was sent: a fresh connection may take it
+                raise _Stale from error
+            _drop(client)
+            raise _classified(error, phase) from error
+
+
+def _classified(error: BaseException, phase: str) -> SendError:
+    """The error of a phase before DATA: a reply by its code, anything else retryable, with
+    a certificate failure named as such."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return _reply_error(error, phase)
+    certificate = _certificate_error(error)
+    if certificate is not None:
+        return RetryableError(
+            f"{phase}: TLS certificate verification failed: "
+            f"{certificate.verify_message or certificate}"[:500]
+        )
+    return RetryableError(f"{phase}: {type(error).__name__}: {error}"[:500])
+
+
+async def _reset(client: aiosmtplib.SMTP) -> bool:
+    """RSET after a refused envelope; whether the connection is usable again."""
+    try:
+        await client.rset()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        return False
+    return True
+
+
+def _drop(client: aiosmtplib.SMTP) -> None:
+    if client.is_connected:
+        client.close()
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
