@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, MetaData, Uuid, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -96,6 +96,11 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             dbapi_connection.ping()
         except Exception as exc:
             raise DisconnectionError("idle connection failed its ping") from exc
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE / DELETE matched (the result types do not all declare `rowcount`)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.clock import utcnow
-from app.core.db import Base, transaction
+from app.core.db import Base, rowcount, transaction
 from app.core.errors import AppError, problem_response
 from app.core.middleware import header
 from app.core.state import app_state
@@ -121,7 +121,7 @@ async def purge_expired(session: AsyncSession, now: datetime) -> int:
     result = await session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 def _fingerprint_start(scope: Scope) -> hashlib._Hash:

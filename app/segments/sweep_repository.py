@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Row, and_, delete, literal, or_, select, tuple_
+from sqlalchemy import DateTime, Row, Select, and_, delete, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import rowcount
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
@@ -89,39 +90,31 @@ class SegmentSweep:
         Each segment's oldest rows are found through its own index range (journal
         `(segment_id, occurred_at)`, snapshots' primary key `(segment_id, taken_at)`), so a
         batch reads what it deletes, not the whole table."""
-        journal = SegmentMembershipChange
-        old_changes = (
-            select(journal.id)
-            .where(journal.segment_id == Segment.id, journal.occurred_at < cutoff)
-            .limit(limit)
-            .lateral("old")
-        )
+        journal, snapshot = SegmentMembershipChange, SegmentCountSnapshot
         changes = await self.session.execute(
             delete(journal).where(
                 journal.id.in_(
-                    select(old_changes.c.id)
-                    .join_from(Segment, old_changes, literal(True))
-                    .limit(limit)
+                    _oldest([journal.id], journal.segment_id, journal.occurred_at, cutoff, limit)
                 )
             )
         )
-        snapshot = SegmentCountSnapshot
-        old_snapshots = (
-            select(snapshot.segment_id, snapshot.taken_at)
-            .where(snapshot.segment_id == Segment.id, snapshot.taken_at < cutoff)
-            .limit(limit)
-            .lateral("old")
-        )
-        picked = (
-            select(old_snapshots.c.segment_id, old_snapshots.c.taken_at)
-            .join_from(Segment, old_snapshots, literal(True))
-            .limit(limit)
+        old_snapshots = _oldest(
+            [snapshot.segment_id, snapshot.taken_at],
+            snapshot.segment_id,
+            snapshot.taken_at,
+            cutoff,
+            limit,
         )
         snapshots = await self.session.execute(
-            delete(snapshot).where(tuple_(snapshot.segment_id, snapshot.taken_at).in_(picked))
+            delete(snapshot).where(
+                tuple_(snapshot.segment_id, snapshot.taken_at).in_(old_snapshots)
+            )
         )
-        return _rowcount(changes), _rowcount(snapshots)
+        return rowcount(changes), rowcount(snapshots)
 
 
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
+def _oldest(columns: list[Any], segment: Any, at: Any, cutoff: datetime, limit: int) -> Select[Any]:
+    """`columns` of up to `limit` rows older than `cutoff`, read segment by segment through
+    the table's `(segment, at)` index (a LATERAL subquery per segment)."""
+    old = select(*columns).where(segment == Segment.id, at < cutoff).limit(limit).lateral("old")
+    return select(*old.c).join_from(Segment, old, literal(True)).limit(limit)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ConsentChange, Contact, ContactConsent, Suppression
+from app.core.db import rowcount
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
@@ -131,7 +132,7 @@ class ConsentChangeRepository(WorkspaceRepository[ConsentChange]):
             )
             .values(ip=None)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return rowcount(result)
 
 
 class SuppressionRepository(WorkspaceRepository[Suppression]):

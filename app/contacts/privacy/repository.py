@@ -10,15 +10,12 @@ from sqlalchemy import bindparam, delete, func, literal, or_, select, text, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ContactImport, ContactImportError
+from app.core.db import rowcount
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.segments.models import Segment, SegmentMembership, SegmentMembershipChange
 
 ERASED_TEXT = "[erased]"
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class PrivacyRepository:
@@ -75,7 +72,7 @@ class PrivacyRepository:
             )
             .values(properties={}, client_event_id=None)
         )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def scrub_import_errors(self, needles: Collection[str]) -> int:
         """Import error messages quoting one of `needles` (case-insensitive) are replaced."""
@@ -91,7 +88,7 @@ class PrivacyRepository:
             )
             .values(message=ERASED_TEXT)
         )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def forget_stored_responses(self, needles: Collection[str]) -> int:
         """Idempotency replays (kept 24 h) whose stored body quotes one of `needles`.
@@ -117,7 +114,7 @@ class PrivacyRepository:
                 ),
             )
         )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def forget_finished_import_files(self, needles: Collection[str]) -> int:
         """Drop the stored file of finished imports that contain one of `needles`.

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import rowcount
 from app.webhooks.models import WebhookAttempt, WebhookEndpoint
 
 
@@ -258,7 +259,7 @@ async def requeue_failed(
         ),
         {"ws": workspace_id, "endpoint": endpoint_id, "since": since, "now": now},
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 # -- retention -------------------------------------------------------------------------------
@@ -293,8 +294,8 @@ async def purge(session: AsyncSession, cutoff: datetime, limit: int) -> tuple[in
         {"cutoff": cutoff, "limit": limit},
     )
     return (
-        int(getattr(attempts, "rowcount", 0) or 0),
-        int(getattr(events, "rowcount", 0) or 0),
+        rowcount(attempts),
+        rowcount(events),
     )
 
 
