@@ -200,8 +200,7 @@ class SmtpProvider(Provider):
             return await super().send_many(messages)
         finally:
             idle, self._idle, self._slots = self._idle, None, None
-            for connection in idle:
-                await _quit(connection.client)
+            await asyncio.gather(*(_quit(connection.client) for connection in idle))
 
     async def send(self, message: OutboundMessage) -> SendResult:
         mime = build_email(message, self.default_from)
@@ -231,7 +230,7 @@ class SmtpProvider(Provider):
             try:
                 await self._envelope(connection, sender, recipient, reused=True)
             except _Stale:
-                connection.client.close()
+                _drop(connection.client)
                 connection = None
         if connection is None:
             connection = _Connection(self._client())
