@@ -66,7 +66,7 @@ async def revoke_key(
     database_url: str, redis_url: str | None, workspace_id: uuid.UUID, key_id: uuid.UUID
 ) -> bool:
     """Revoke, then move the credentials epoch so running API processes drop their cached
-    copy (app/workspaces/principals.py). False when Redis was not reachable: processes
+    copy (app/core/principals.py). False when Redis was not reachable: processes
     then stop accepting the key within the cache TTL (60 s)."""
     async with admin_session(database_url) as session:
         await service.revoke_key(session, workspace_id, key_id)

@@ -27,6 +27,7 @@ from app.core.db import create_engine, create_session_factory
 from app.core.deps import SUCCESS_HOOKS
 from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
+from app.core.jobs import JobQueue
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.core.openapi import build_openapi
@@ -44,7 +45,7 @@ from app.sequences.simulation.router import router as simulation_router
 from app.templates.router import router as templates_router
 from app.webhooks.openapi import register_webhooks
 from app.webhooks.router import router as webhooks_router
-from app.worker.queue import JobQueue
+from app.wiring import wire
 from app.workspaces.router import router as workspaces_router
 
 DESCRIPTION = """
@@ -108,6 +109,7 @@ if record_key_use not in SUCCESS_HOOKS:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    wire()
     configure_logging(settings.logging.level, settings.logging.json_output)
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.experiments.models import ExperimentDeclaration, ExperimentLook, ExperimentSetting
 from app.metrics.models import MetricDelta, MetricEventFact, MetricPendingEvent, MetricRollup
+from app.outbox.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
@@ -27,7 +28,6 @@ from app.segments.models import (
 )
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
 from app.templates.models import Template, TemplateVersion
-from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.workspaces.models import ApiKey, Member, Workspace
 
 __all__ = [

@@ -44,8 +44,8 @@ from app.core.db import create_engine, create_session_factory, transaction
 from app.core.ids import new_id
 from app.embedded import EmbeddedPostgres
 from app.migrate import upgrade
+from app.outbox.models import WebhookEndpoint
 from app.sequences.enrollments.service import enroll_contacts
-from app.webhooks.models import WebhookEndpoint
 
 CONTACTS_SQL = """
 INSERT INTO contacts (id, workspace_id, external_id, email, attributes, created_at, updated_at)

@@ -15,7 +15,7 @@ Usage: `uv run --no-sync python -m bench.webhooks [--events 20000] [--endpoints 
 `--attempts N` measures the attempt path alone, in this process, with no database: N
 signed, guarded attempts (8 in flight, as one endpoint's job) to the same receiver; prints
 the process CPU per attempt. The steadier figure on a shared machine, and the one to watch
-when changing app/webhooks/dispatch/sender.py or app/webhooks/ssrf.py.
+when changing app/webhooks/dispatch/sender.py or app/core/egress.py.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ from arq.connections import RedisSettings
 from sqlalchemy import text
 
 from app.admin import create_workspace
-from app.channels.signing import new_secret
 from app.config import async_database_url
 from app.core.db import create_engine, create_session_factory, transaction
+from app.core.jobs import JobQueue
+from app.core.signing import new_secret
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
-from app.webhooks.catalogue import ContactUnsubscribed
-from app.webhooks.emit import Emission, emit_many
-from app.worker.queue import JobQueue
+from app.outbox.catalogue import ContactUnsubscribed
+from app.outbox.emit import Emission, emit_many
 from bench.audience_ingest import cpu_seconds, postmaster_pids
 from bench.engine import stop_workers, wait_idle
 from bench.support import api_env
@@ -99,8 +99,8 @@ async def _attempts(port: int, count: int) -> None:
     import httpx
 
     from app.core.clock import utcnow
+    from app.core.egress import GuardPolicy
     from app.webhooks.dispatch.sender import Target, attempt
-    from app.webhooks.ssrf import GuardPolicy
 
     policy = GuardPolicy((ipaddress.ip_network("127.0.0.0/8"),), {})
     target = Target(uuid.uuid4(), f"http://127.0.0.1:{port}/hook", (new_secret(),))

@@ -39,8 +39,8 @@ from app.campaigns.transitions import ApprovalOutcome
 from app.core.errors import Conflict, FieldError, Forbidden, Unprocessable
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
-from app.webhooks import emit
-from app.webhooks.catalogue import CampaignApprovalDecided, CampaignApprovalRequested
+from app.outbox import emit
+from app.outbox.catalogue import CampaignApprovalDecided, CampaignApprovalRequested
 
 
 async def policy_of(session: AsyncSession, campaign: Campaign) -> ApprovalPolicy | None:

@@ -38,13 +38,13 @@ from app.campaigns.models import Campaign
 from app.campaigns.transitions import emit_status_changed
 from app.contacts.models import Contact, ContactConsent, Suppression
 from app.core.errors import FieldError, Unprocessable
+from app.outbox import emit
+from app.outbox.catalogue import CampaignLaunched
 from app.segments.membership import members_query
 from app.sequences.engine.exits import cancel_campaign, pause_campaign, resume_campaign
 from app.sequences.enrollments.service import enroll_count
 from app.sequences.models import SequenceVersion
 from app.sequences.service import version_for_enrollment
-from app.webhooks import emit
-from app.webhooks.catalogue import CampaignLaunched
 
 Overdue = Literal["send_now", "skip"]
 

@@ -18,8 +18,8 @@ from app.campaigns.schemas import SpendCreate
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.pagination import PageParams, PageResult
-from app.webhooks import emit
-from app.webhooks.catalogue import BudgetOverspent
+from app.outbox import emit
+from app.outbox.catalogue import BudgetOverspent
 
 FRACTION_DIGITS = 4
 

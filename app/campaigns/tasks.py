@@ -17,8 +17,8 @@ from arq.worker import func
 
 from app.campaigns.actions import lease_due, run_action
 from app.core.clock import utcnow
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 
 log = structlog.get_logger("herald.campaigns")
 

@@ -25,8 +25,8 @@ from app.audit.service import Actor
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignRepository
 from app.core.errors import Conflict
-from app.webhooks import emit
-from app.webhooks.catalogue import CampaignStatusChanged
+from app.outbox import emit
+from app.outbox.catalogue import CampaignStatusChanged
 
 ApprovalOutcome = Literal["approved", "rejected", "changes_requested"]
 

@@ -40,8 +40,8 @@ from app.config import Settings
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.observability import SENDS_KEY
+from app.core.worker_context import WorkerContext
 from app.sequences.engine.exits import fail_enrollments
-from app.worker.context import WorkerContext
 
 log = structlog.get_logger("herald.channels")
 

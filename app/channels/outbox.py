@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.webhooks import emit
-from app.webhooks.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
+from app.outbox import emit
+from app.outbox.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
 
 # What a settled message's webhook event needs, returned by the statements that settle it.
 _FACTS = """m.id, m.workspace_id, m.contact_id, m.enrollment_id, m.sequence_id, m.campaign_id,

@@ -30,9 +30,9 @@ from app.contacts.consent.schemas import SuppressionCreate
 from app.core.clock import utcnow
 from app.core.errors import AppError
 from app.events import service as events
+from app.outbox import catalogue
+from app.outbox.emit import Emission, emit_many
 from app.sequences.engine.exits import exit_enrollments
-from app.webhooks import catalogue
-from app.webhooks.emit import Emission, emit_many
 
 log = structlog.get_logger("herald.channels.outcomes")
 

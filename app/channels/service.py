@@ -22,9 +22,9 @@ from app.core.errors import AppError, NotFound
 from app.core.pagination import PageParams, PageResult
 from app.events import service as events
 from app.events.schemas import EventIn
+from app.outbox import emit
+from app.outbox.catalogue import MessageClicked, MessageOpened
 from app.sequences.engine.exits import exit_enrollments
-from app.webhooks import emit
-from app.webhooks.catalogue import MessageClicked, MessageOpened
 
 log = structlog.get_logger("herald.channels")
 

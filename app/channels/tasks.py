@@ -16,9 +16,9 @@ from arq.worker import func
 from app.channels import outbox
 from app.channels.delivery import count_statuses, deliver
 from app.core.clock import utcnow
-from app.worker.context import WorkerContext
-from app.worker.queue import enqueue
-from app.worker.tasks import counted, task_session
+from app.core.jobs import enqueue
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 
 BATCH = 200  # messages per `deliver_batch` job
 SCAN_LIMIT = 20_000  # messages re-driven per scan; the next scan takes the rest

@@ -6,7 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.contacts import service
-from app.contacts.normalize import normalize_email
 from app.contacts.repository import ContactFilters
 from app.contacts.schemas import (
     ContactCreate,
@@ -19,6 +18,7 @@ from app.contacts.schemas import (
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.errors import FieldError, Unprocessable
+from app.core.normalize import normalize_email
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Instant, Page, check_text

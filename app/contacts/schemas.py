@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.contacts.normalize import E164, normalize_email, normalize_phone
+from app.core.normalize import E164, normalize_email, normalize_phone
 from app.core.schemas import RequestModel, ResponseModel, check_text
 
 # Attribute limits: keep rows small and segment rules simple.

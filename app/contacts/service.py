@@ -10,12 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import Contact
+from app.contacts.notices import contact_leaving, contacts_changed
 from app.contacts.repository import ContactFilters, ContactRepository, UpsertResult, UpsertRow
 from app.contacts.schemas import ContactCreate, ContactUpdate, ContactUpsert
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.pagination import PageParams, PageResult
-from app.segments.membership import end_memberships, note_contacts_changed
 
 
 def _taken(field: str, value: str | None) -> Conflict:
@@ -64,7 +64,7 @@ async def create_contact(
             await session.flush()
     except IntegrityError as exc:  # a concurrent create won the race
         raise Conflict("Another contact already has this external_id or email.") from exc
-    await note_contacts_changed(session, workspace_id, [contact.id])
+    await contacts_changed.publish(session, workspace_id, [contact.id])
     return contact
 
 
@@ -108,7 +108,7 @@ async def update_contact(
             await session.flush()
     except IntegrityError as exc:
         raise Conflict("Another contact already has this external_id or email.") from exc
-    await note_contacts_changed(session, workspace_id, [contact.id])
+    await contacts_changed.publish(session, workspace_id, [contact.id])
     return contact
 
 
@@ -127,7 +127,7 @@ async def delete_contact(
     `member_count` stays exact and `segment.left` is emitted; the journal rows themselves
     then go with the contact (their foreign key cascades)."""
     contact = await get_contact(session, workspace_id, contact_id)
-    await end_memberships(session, workspace_id, contact.id, utcnow())
+    await contact_leaving.publish(session, workspace_id, contact.id, utcnow())
     await ContactRepository(session, workspace_id).delete(contact)
     session.expunge(contact)
 
@@ -150,7 +150,7 @@ async def upsert_rows(
     results = await ContactRepository(session, workspace_id).upsert_many(rows, utcnow())
     changed = [r.contact_id for r in results if r.outcome in ("created", "updated")]
     if changed:
-        await note_contacts_changed(session, workspace_id, [i for i in changed if i])
+        await contacts_changed.publish(session, workspace_id, [i for i in changed if i])
     return results
 
 

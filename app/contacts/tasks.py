@@ -10,8 +10,8 @@ from arq.cron import CronJob
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.imports.service import run_import
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 
 
 @counted

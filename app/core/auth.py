@@ -78,7 +78,7 @@ class Principal:
         return False
 
 
-# The principal cache (app/workspaces/principals.py explains the protocol).
+# The principal cache (app/core/principals.py explains the protocol).
 EPOCH_KEY = "herald:auth:epoch"
 TTL = timedelta(seconds=60)
 MAX_ENTRIES = 10_000

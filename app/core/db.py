@@ -25,7 +25,7 @@ from app.core.clock import utcnow
 from app.core.ids import new_id
 
 if TYPE_CHECKING:
-    from app.worker.queue import JobQueue
+    from app.core.jobs import JobQueue
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

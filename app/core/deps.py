@@ -13,6 +13,7 @@ from app.core.auth import Level, Principal
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized
+from app.core.principals import admit, authenticate
 from app.core.ratelimit import retry_after_if_limited
 from app.core.state import app_state
 
@@ -61,8 +62,6 @@ async def resolve_principal(request: Request, session: AsyncSession | None = Non
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    from app.workspaces.principals import authenticate
-
     state = app_state(request)
     token = bearer_token(request)
     if session is not None:
@@ -76,9 +75,7 @@ async def resolve_principal(request: Request, session: AsyncSession | None = Non
 
 async def _admit(request: Request, session: AsyncSession) -> tuple[Principal, int | None]:
     """The caller and, when over its rate limit, the seconds to wait: one Redis round trip
-    and no SQL for a key seen recently (app/workspaces/principals.py)."""
-    from app.workspaces.principals import admit
-
+    and no SQL for a key seen recently (app/core/principals.py)."""
     state = app_state(request)
     limit = state.settings.http.rate_limit_per_minute
     cached = getattr(request.state, "principal", None)

@@ -1,7 +1,7 @@
 """Per-key request rate limit shared by every API process through Redis.
 
 A fixed one-minute window per key: one INCR per request (pipelined with the credentials
-epoch read, app/workspaces/principals.py), no Lua, no clock skew between
+epoch read, app/core/principals.py), no Lua, no clock skew between
 processes (the window index comes from the one clock). A burst straddling a window edge can
 reach twice the limit for a moment; that is the documented trade for one round trip.
 """

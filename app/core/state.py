@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 
 from app.config import Settings
 from app.core.auth import PrincipalCache
-from app.worker.queue import JobQueue
+from app.core.jobs import JobQueue
 
 
 @dataclass

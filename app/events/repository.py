@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, text
+from sqlalchemy import ColumnElement, text, update
 
+from app.core.db import rowcount
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
@@ -204,3 +205,22 @@ class EventRepository(WorkspaceRepository[Event]):
                 "latest": list(latest),
             },
         )
+
+    # --- privacy requests (app/events/privacy.py) ------------------------------------------
+
+    async def of_contact(self, contact_id: uuid.UUID) -> Sequence[Event]:
+        result = await self.session.execute(
+            self.scoped()
+            .where(Event.contact_id == contact_id)
+            .order_by(Event.occurred_at, Event.id)
+        )
+        return result.scalars().all()
+
+    async def scrub_contact(self, contact_id: uuid.UUID) -> int:
+        """Empty properties and client ids (free-form, may hold PII); keep type, time, revenue."""
+        result = await self.session.execute(
+            update(Event)
+            .where(Event.workspace_id == self.workspace_id, Event.contact_id == contact_id)
+            .values(properties={}, client_event_id=None)
+        )
+        return rowcount(result)

@@ -18,12 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.normalize import normalize_email
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable, pointer_for
 from app.core.ids import new_ids
+from app.core.normalize import normalize_email
 from app.core.pagination import PageParams, PageResult
 from app.events.models import Event
+from app.events.notices import IngestedEvent, events_recorded
 from app.events.repository import ContactRef, EventRepository, EventRows
 from app.events.schemas import (
     RESERVED_PREFIX,
@@ -31,8 +32,6 @@ from app.events.schemas import (
     EventIn,
     ItemStatus,
 )
-from app.segments.membership import note_contacts_changed
-from app.sequences.engine.wake import wake_for_events
 from app.workspaces.service import get_settings
 
 # Clocks drift; more than this ahead of ours is a client bug, not an event.
@@ -53,16 +52,6 @@ class _Item:
     key: ContactKey
     contact_id: uuid.UUID | None = None
     event_id: uuid.UUID = _NO_ID
-
-
-@dataclass(frozen=True, slots=True)
-class IngestedEvent:
-    """What the sequences hook receives for each newly stored event."""
-
-    id: uuid.UUID
-    contact_id: uuid.UUID
-    type: str
-    occurred_at: datetime
 
 
 class _Answers:
@@ -184,8 +173,7 @@ async def _ingest(
         if event.contact_id not in latest or latest[event.contact_id] < event.occurred_at:
             latest[event.contact_id] = event.occurred_at
     await repo.touch_last_activity(list(latest), list(latest.values()))
-    await note_contacts_changed(session, workspace_id, list(latest))
-    await wake_event_waits(session, workspace_id, new_events)
+    await events_recorded.publish(session, workspace_id, new_events)
 
 
 def _split_repeats(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
@@ -236,14 +224,6 @@ async def _answer_stored(
             )
         else:
             answers.done(item, "duplicate", original[0], original[1])
-
-
-async def wake_event_waits(
-    session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[IngestedEvent]
-) -> None:
-    """Enrollments waiting for (or exiting on) these events become due now, set-wise."""
-    pairs = {(event.contact_id, event.type) for event in events}
-    await wake_for_events(session, workspace_id, pairs, utcnow())
 
 
 def _checked(

@@ -39,12 +39,12 @@ from app.experiments.schemas import (
     VariantStats,
     WinnerCreate,
 )
+from app.outbox.catalogue import ExperimentWinnerDeclared
+from app.outbox.emit import emit
 from app.sequences import service as sequences
 from app.sequences.definition import SendStep
 from app.sequences.engine.versions import parsed
 from app.sequences.repository import SequenceVersionRepository
-from app.webhooks.catalogue import ExperimentWinnerDeclared
-from app.webhooks.emit import emit
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SAMPLE = 100

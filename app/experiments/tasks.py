@@ -15,10 +15,10 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import func
 
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 from app.experiments import service
 from app.experiments.repository import due_settings
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
 
 log = structlog.get_logger("herald.experiments")
 PAGE = 500

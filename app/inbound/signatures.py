@@ -19,9 +19,9 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from app.channels.signing import SECRET_PREFIX
 from app.config import InboundProviderSettings
 from app.core.errors import AppError
+from app.core.signing import SECRET_PREFIX
 
 # Past any real header; keeps a hostile header from costing more than it should.
 MAX_SIGNATURE_HEADER = 4096

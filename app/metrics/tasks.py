@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import MetricsSettings
 from app.core.clock import utcnow
 from app.core.db import transaction
+from app.core.tasks import counted
+from app.core.worker_context import WorkerContext
 from app.metrics import live, service
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted
 
 
 async def fold_and_publish(

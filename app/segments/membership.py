@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
+from app.core.jobs import enqueue
+from app.events.notices import IngestedEvent
+from app.outbox import emit
+from app.outbox.catalogue import SegmentEntered, SegmentLeft
 from app.segments.compiler import CompileContext, SegmentRef, member_ids
 from app.segments.models import Segment, SegmentMembershipChange
 from app.segments.repository import (
@@ -46,9 +50,6 @@ from app.segments.rules import (
     referenced_segment_ids,
 )
 from app.segments.sweep_repository import SegmentSweep
-from app.webhooks import emit
-from app.webhooks.catalogue import SegmentEntered, SegmentLeft
-from app.worker.queue import enqueue
 
 log = structlog.get_logger("herald.segments")
 
@@ -74,6 +75,14 @@ async def note_contacts_changed(
         return
     await DirtyContactQueue(session, workspace_id).mark(contact_ids)
     _enqueue_refresh(session, workspace_id)
+
+
+async def on_events_recorded(
+    session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[IngestedEvent]
+) -> None:
+    """Subscriber of `events_recorded`: event-count rules may now hold for these contacts."""
+    contact_ids = list(dict.fromkeys(event.contact_id for event in events))
+    await note_contacts_changed(session, workspace_id, contact_ids)
 
 
 async def end_memberships(

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.contacts.normalize import normalize_email
+from app.core.normalize import normalize_email
 from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
 from app.segments.rules import RULE_EXAMPLES
 

@@ -16,9 +16,9 @@ from arq.cron import CronJob
 from arq.worker import func
 
 from app.core.clock import utcnow
+from app.core.tasks import counted, in_batches, task_session
+from app.core.worker_context import WorkerContext
 from app.segments import membership
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, in_batches, task_session
 
 # Rounds of DIRTY_BATCH contacts one job drains before leaving the rest to the next job.
 MAX_ROUNDS = 40

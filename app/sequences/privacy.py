@@ -115,6 +115,8 @@ async def _erase_sequences(session: AsyncSession, context: ErasureContext) -> di
     return {"enrollments_exited": len(ended), "messages_scrubbed": result.rowcount or 0}  # type: ignore[attr-defined]
 
 
-register_export_section("enrollments", _enrollments_section)
-register_export_section("messages", _messages_section)
-register_erasure_step("sequences", _erase_sequences)
+def register() -> None:
+    """Called once per process by app/wiring.py."""
+    register_export_section("enrollments", _enrollments_section)
+    register_export_section("messages", _messages_section)
+    register_erasure_step("sequences", _erase_sequences)

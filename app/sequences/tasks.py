@@ -18,10 +18,10 @@ from arq.worker import func
 from app.channels.delivery import deliver
 from app.core.clock import utcnow
 from app.core.observability import record_lateness
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 from app.sequences.engine.claims import advance_batch
 from app.sequences.engine.scheduler import lease_due
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
 
 
 @counted

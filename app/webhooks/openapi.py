@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from app.webhooks.catalogue import CATALOGUE, EXAMPLE_TIME, EventData, envelope
+from app.outbox.catalogue import CATALOGUE, EXAMPLE_TIME, EventData, envelope
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "Received (any 2xx): the delivery succeeded."},

@@ -15,10 +15,10 @@ from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
 from app.core.state import app_state
+from app.outbox.catalogue import CATALOGUE, EXAMPLE_TIME, envelope
+from app.outbox.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks import service
-from app.webhooks.catalogue import CATALOGUE, EXAMPLE_TIME, envelope
 from app.webhooks.dispatch import service as dispatch
-from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import DeliveryFilters
 from app.webhooks.schemas import (
     AttemptOut,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.core.schemas import Instant, RequestModel, ResponseModel, check_text
-from app.webhooks.catalogue import CATALOGUE, FAMILIES
+from app.outbox.catalogue import CATALOGUE, FAMILIES
 
 _ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5c01"
 _EVENT = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5c02"

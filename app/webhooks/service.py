@@ -11,14 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.channels.signing import new_secret
 from app.config import WebhookSettings
 from app.core.clock import utcnow
+from app.core.egress import DestinationRefused, GuardPolicy, check_url
 from app.core.errors import FieldError, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
-from app.webhooks.emit import enqueue_delivery
-from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from app.core.signing import new_secret
+from app.outbox.emit import enqueue_delivery
+from app.outbox.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.webhooks.repository import (
     AttemptRepository,
     DeliveryFilters,
@@ -27,7 +28,6 @@ from app.webhooks.repository import (
     EventRepository,
 )
 from app.webhooks.schemas import EndpointCreate, EndpointUpdate
-from app.webhooks.ssrf import DestinationRefused, GuardPolicy, check_url
 
 _EDITABLE = ("url", "description", "event_types", "enabled", "rate_limit_per_second")
 

@@ -15,10 +15,10 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import func
 
+from app.core.tasks import counted
+from app.core.worker_context import WorkerContext
+from app.outbox.emit import DELIVER_JOB
 from app.webhooks.dispatch import service
-from app.webhooks.emit import DELIVER_JOB
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted
 
 # The time budget of a job, plus one attempt's longest timeout, plus slack.
 DELIVER_TIMEOUT_SECONDS = int(service.TIME_BUDGET_SECONDS) + 60 + 30

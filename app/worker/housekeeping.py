@@ -6,8 +6,8 @@ from typing import Any, cast
 
 from app.core.clock import utcnow
 from app.core.idempotency import purge_expired
-from app.worker.context import WorkerContext
-from app.worker.tasks import counted, task_session
+from app.core.tasks import counted, task_session
+from app.core.worker_context import WorkerContext
 
 
 @counted

@@ -15,16 +15,20 @@ from app.channels import tasks as channels_tasks
 from app.config import Settings, get_settings
 from app.contacts import tasks as contacts_tasks
 from app.core.db import create_engine, create_session_factory
+from app.core.jobs import JobQueue
 from app.core.logging import configure_logging
+from app.core.worker_context import WorkerContext
 from app.events import tasks as events_tasks
 from app.experiments import tasks as experiments_tasks
 from app.metrics import tasks as metrics_tasks
 from app.segments import tasks as segments_tasks
 from app.sequences import tasks as sequences_tasks
 from app.webhooks import tasks as webhooks_tasks
-from app.worker.context import WorkerContext
+from app.wiring import wire
 from app.worker.housekeeping import purge_idempotency_keys
-from app.worker.queue import JobQueue
+
+# Workers publish and subscribe like the API does: the same subscriptions in every process.
+wire()
 
 FUNCTIONS: list[Any] = [
     purge_idempotency_keys,

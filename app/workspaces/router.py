@@ -9,10 +9,10 @@ from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
+from app.core.principals import credentials_changed
 from app.core.schemas import Page
 from app.core.state import app_state
 from app.workspaces import service
-from app.workspaces.principals import credentials_changed
 from app.workspaces.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,

@@ -19,9 +19,9 @@ from app.config import Settings
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.ids import new_id
+from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.sequences.models import Enrollment
-from app.worker.queue import enqueue
 from tests.fixtures.tenants import Tenant
 from tests.sequences.engine import support
 from tests.sequences.engine.support import Factory

@@ -18,10 +18,10 @@ from app.campaigns.launch import address_hash_sql
 from app.config import Settings
 from app.contacts.consent.addresses import lenient_hash
 from app.contacts.models import Contact
-from app.contacts.normalize import normalize_email, normalize_phone
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.ids import new_id
+from app.core.normalize import normalize_email, normalize_phone
 from app.core.state import AppState
 from tests.campaigns import launch_support as ls
 from tests.fixtures.tenants import Tenant

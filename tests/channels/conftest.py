@@ -21,14 +21,14 @@ from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.models import Message
-from app.channels.signing import new_secret
 from app.config import Settings
 from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.db import transaction
+from app.core.signing import new_secret
 from app.core.state import AppState
+from app.core.worker_context import WorkerContext
 from app.sequences.models import Enrollment, Sequence, SequenceVersion
-from app.worker.context import WorkerContext
 from tests.fixtures.tenants import Tenant
 
 EMAIL_CONTENT: dict[str, Any] = {

@@ -16,7 +16,7 @@ from app.channels.tasks import deliver_batch, deliver_due
 from app.config import ChannelSettings, HttpProviderSettings
 from app.core.clock import clock
 from app.core.db import transaction
-from app.worker.context import WorkerContext
+from app.core.worker_context import WorkerContext
 from tests.channels.conftest import HttpReceiver, MakeCtx, Outbox
 
 LEASE = timedelta(seconds=ChannelSettings().sending_lease_seconds)

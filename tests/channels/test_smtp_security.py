@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from app.channels.delivery import deliver
 from app.core.clock import clock
-from app.worker.context import WorkerContext
+from app.core.worker_context import WorkerContext
 from tests.channels.conftest import (
     MakeCtx,
     Outbox,

@@ -12,9 +12,9 @@ from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.idempotency import IdempotencyRepository
+from app.core.jobs import enqueue
 from app.core.observability import job_counts
 from app.core.state import AppState
-from app.worker.queue import enqueue
 from app.worker.settings import build_worker
 from tests.fixtures.tenants import Tenant
 

@@ -19,10 +19,10 @@ from app.audit.models import AuditEvent
 from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
+from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.experiments import stats
 from app.experiments.models import ExperimentDeclaration
-from app.worker.queue import enqueue
 from tests.experiments import support as xs
 from tests.experiments.support import NOW, Send
 from tests.fixtures.tenants import Tenant

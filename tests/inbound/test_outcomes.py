@@ -17,7 +17,7 @@ from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
-from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from app.outbox.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.channels.conftest import Outbox
 from tests.fixtures.tenants import Tenant
 from tests.inbound.conftest import (

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
+from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.segments import membership
 from app.segments.models import SegmentCountSnapshot, SegmentMembershipChange
-from app.worker.queue import enqueue
 from tests.campaigns.launch_support import static_segment
 from tests.fixtures.tenants import Tenant
 from tests.segments.test_membership import NOW, Factory, run_jobs, tick

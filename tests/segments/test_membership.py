@@ -15,6 +15,7 @@ from app.config import Settings
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction
+from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.segments import membership
 from app.segments.models import (
@@ -25,7 +26,6 @@ from app.segments.models import (
     SegmentMembershipChange,
 )
 from app.segments.repository import DirtyContactQueue
-from app.worker.queue import enqueue
 from app.worker.settings import build_worker
 from tests.fixtures.tenants import Tenant
 from tests.segments.compiler_helpers import contact_row, event_row, insert_rows

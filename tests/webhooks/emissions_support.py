@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.channels.signing import new_secret
 from app.core.clock import utcnow
 from app.core.db import transaction
-from app.webhooks.catalogue import CATALOGUE
-from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from app.core.signing import new_secret
+from app.outbox.catalogue import CATALOGUE
+from app.outbox.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.fixtures.tenants import Tenant
 
 Factory = async_sessionmaker[AsyncSession]

@@ -29,15 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.channels.signing import new_secret
 from app.config import Settings
 from app.core.clock import utcnow
 from app.core.db import transaction
+from app.core.signing import new_secret
 from app.core.state import AppState
-from app.webhooks.catalogue import EventData
-from app.webhooks.emit import emit
-from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from app.worker.context import WorkerContext
+from app.core.worker_context import WorkerContext
+from app.outbox.catalogue import EventData
+from app.outbox.emit import emit
+from app.outbox.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 TOLERANCE = timedelta(minutes=5)
 Factory = async_sessionmaker[AsyncSession]

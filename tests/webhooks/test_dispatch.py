@@ -16,11 +16,11 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.audit.models import AuditEvent
-from app.channels.signing import new_secret
 from app.config import Settings
 from app.core.clock import clock
+from app.core.signing import new_secret
 from app.core.state import AppState
-from app.webhooks.catalogue import ContactUnsubscribed, SegmentEntered
+from app.outbox.catalogue import ContactUnsubscribed, SegmentEntered
 from app.webhooks.dispatch.schedule import MAX_ATTEMPTS, RETRY_DELAYS, parse_retry_after
 from app.webhooks.dispatch.sender import USER_AGENT
 from app.webhooks.dispatch.service import deliver_endpoint

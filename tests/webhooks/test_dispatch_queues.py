@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEvent
-from app.channels.signing import new_secret
 from app.config import Settings
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.errors import NotFound
+from app.core.signing import new_secret
 from app.core.state import AppState
-from app.webhooks.catalogue import ContactUnsubscribed
+from app.outbox.catalogue import ContactUnsubscribed
+from app.outbox.models import WebhookAttempt, WebhookEvent
 from app.webhooks.dispatch import repository
 from app.webhooks.dispatch.service import (
     deliver_endpoint,
@@ -27,7 +28,6 @@ from app.webhooks.dispatch.service import (
     replay_failed,
     send_test,
 )
-from app.webhooks.models import WebhookAttempt, WebhookEvent
 from tests.fixtures.tenants import Tenant
 from tests.webhooks.receiver import (
     Answer,

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import httpx
 from httpcore._synchronization import current_async_library
 
-from app.channels.signing import new_secret
 from app.core.clock import utcnow
+from app.core.egress import GuardPolicy, guarded_post
+from app.core.signing import new_secret
 from app.webhooks.dispatch.sender import Target, attempt
-from app.webhooks.ssrf import GuardPolicy, guarded_post
 
 LOOPBACK = GuardPolicy((ipaddress.ip_network("127.0.0.0/8"),), {})
 
@@ -124,5 +124,5 @@ async def test_headers_are_the_clients_defaults_the_callers_then_the_guards() ->
 
 
 async def test_httpcore_still_sees_asyncio() -> None:
-    # app.webhooks.ssrf records sniffio's absence; httpcore must keep working on asyncio.
+    # app.core.egress records sniffio's absence; httpcore must keep working on asyncio.
     assert current_async_library() == "asyncio"

@@ -18,7 +18,7 @@ from app.contacts.consent.schemas import ConsentUpdate
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.state import AppState
-from app.webhooks.models import WebhookDelivery, WebhookEvent
+from app.outbox.models import WebhookDelivery, WebhookEvent
 from app.workspaces.models import Member
 from tests.approvals.helpers import decide, make_policy, reviewer, stage
 from tests.campaigns import helpers

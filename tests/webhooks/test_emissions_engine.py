@@ -25,8 +25,8 @@ from app.contacts.models import Contact
 from app.core.clock import clock, utcnow
 from app.core.db import transaction
 from app.core.state import AppState
+from app.outbox.models import WebhookDelivery, WebhookEvent
 from app.sequences.models import Enrollment
-from app.webhooks.models import WebhookDelivery, WebhookEvent
 from tests.campaigns import launch_support
 from tests.channels.conftest import (  # noqa: F401 - fixtures used by these tests
     HttpReceiver,

@@ -15,9 +15,9 @@ from app.audit.models import AuditEvent
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.state import AppState
-from app.webhooks.catalogue import CATALOGUE, CampaignLaunched, EventData
-from app.webhooks.emit import emit
-from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+from app.outbox.catalogue import CATALOGUE, CampaignLaunched, EventData
+from app.outbox.emit import emit
+from app.outbox.models import WebhookDelivery, WebhookEndpoint
 from tests.fixtures.tenants import Tenant
 
 Factory = async_sessionmaker[AsyncSession]

@@ -19,8 +19,7 @@ from app.channels.providers.base import OutboundMessage, PermanentError
 from app.channels.providers.webhook import WebhookProvider
 from app.config import LOOPBACK_NETWORKS, Settings, WebhookSettings
 from app.core.clock import clock
-from app.core.state import AppState
-from app.webhooks.ssrf import (
+from app.core.egress import (
     MAX_RESPONSE_BYTES,
     MAX_URL_LENGTH,
     DestinationRefused,
@@ -29,7 +28,8 @@ from app.webhooks.ssrf import (
     check_url,
     guarded_post,
 )
-from app.worker.context import WorkerContext
+from app.core.state import AppState
+from app.core.worker_context import WorkerContext
 from tests.channels.conftest import Outbox, outbox
 from tests.webhooks.ssrf_support import Listener, listening, self_signed
 

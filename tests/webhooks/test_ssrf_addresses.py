@@ -9,7 +9,7 @@ import ipaddress
 import pytest
 
 from app.config import WebhookSettings
-from app.webhooks.ssrf import (
+from app.core.egress import (
     DestinationRefused,
     GuardPolicy,
     address_class,

@@ -14,7 +14,7 @@ from app.channels.providers.log import LogProvider
 from app.channels.providers.smtp import SmtpProvider
 from app.channels.providers.webhook import WebhookProvider
 from app.config import Settings
-from app.webhooks.ssrf import GuardPolicy
+from app.core.egress import GuardPolicy
 
 
 def provider_name(settings: Settings, channel: str) -> str:

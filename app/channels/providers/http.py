@@ -20,7 +20,7 @@ from app.channels.providers.base import (
 )
 from app.config import HttpProviderSettings
 from app.core.clock import utcnow
-from app.webhooks.ssrf import DestinationRefused, DestinationUnresolved, GuardPolicy, guarded_post
+from app.core.egress import DestinationRefused, DestinationUnresolved, GuardPolicy, guarded_post
 
 EXCERPT_BYTES = 1024
 # A Retry-After further away than this is clamped (a peer cannot park a message for months).

@@ -10,15 +10,15 @@ import httpx
 
 from app.channels.providers.base import OutboundMessage, PermanentError, Provider, SendResult
 from app.channels.providers.http import now_epoch, post_classified
-from app.channels.signing import signed_headers
-from app.webhooks.ssrf import GuardPolicy
+from app.core.egress import GuardPolicy
+from app.core.signing import signed_headers
 
 WEBHOOK_TIMEOUT_SECONDS = 15.0
 
 
 class WebhookProvider(Provider):
     """Webhook step URLs are chosen by tenants: every call goes through the SSRF guard
-    (app/webhooks/ssrf.py, docs/ssrf.md). Without a policy the strictest one applies (no
+    (app/core/egress.py, docs/ssrf.md). Without a policy the strictest one applies (no
     private, loopback or link-local destination at all)."""
 
     name = "webhook"

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from app.contacts.normalize import E164, normalize_email, normalize_phone
+from app.core.normalize import E164, normalize_email, normalize_phone
 
 MAX_ADDRESS_LENGTH = 320
 # Deliberately loose: a suppression must be recordable for any address a provider reports.

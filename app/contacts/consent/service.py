@@ -27,12 +27,12 @@ from app.contacts.consent.repository import (
 )
 from app.contacts.consent.schemas import ConsentUpdate, SuppressionCheck, SuppressionCreate
 from app.contacts.models import CHANNELS, ConsentChange, Contact, ContactConsent, Suppression
+from app.contacts.notices import contacts_changed
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.pagination import PageParams, PageResult
-from app.segments.membership import note_contacts_changed
-from app.webhooks import emit
-from app.webhooks.catalogue import ContactSuppressed, ContactUnsubscribed
+from app.outbox import emit
+from app.outbox.catalogue import ContactSuppressed, ContactUnsubscribed
 
 RECENT_HISTORY = 20
 
@@ -134,7 +134,7 @@ async def set_consent(
             session, workspace_id, contact, channel, status=change.status, source=change.source
         )
     await session.flush()
-    await note_contacts_changed(session, workspace_id, [contact_id])
+    await contacts_changed.publish(session, workspace_id, [contact_id])
     return await _view(session, workspace_id, contact_id)
 
 

@@ -26,9 +26,9 @@ from app.contacts.schemas import ContactUpsert
 from app.contacts.service import upsert_row, upsert_rows
 from app.core.clock import utcnow
 from app.core.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
+from app.core.jobs import enqueue
 from app.core.pagination import PageParams, PageResult, encode_cursor
 from app.core.schemas import check_text
-from app.worker.queue import enqueue
 
 TASK = "run_contact_import"
 CHUNK_BYTES = 1_048_576

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection
 
-from sqlalchemy import bindparam, delete, func, literal, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, literal, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import ContactImport, ContactImportError
 from app.core.db import rowcount
 from app.core.idempotency import IdempotencyRecord
-from app.events.models import Event
-from app.segments.models import Segment, SegmentMembership, SegmentMembershipChange
 
 ERASED_TEXT = "[erased]"
 
@@ -23,56 +20,7 @@ class PrivacyRepository:
         self.session = session
         self.workspace_id = workspace_id
 
-    # --- export ----------------------------------------------------------------------------
-
-    async def events(self, contact_id: uuid.UUID) -> Sequence[Event]:
-        result = await self.session.execute(
-            select(Event)
-            .where(Event.workspace_id == self.workspace_id, Event.contact_id == contact_id)
-            .order_by(Event.occurred_at, Event.id)
-        )
-        return result.scalars().all()
-
-    async def memberships(self, contact_id: uuid.UUID) -> Sequence[Any]:
-        result = await self.session.execute(
-            select(
-                SegmentMembership.segment_id,
-                Segment.name.label("segment_name"),
-                SegmentMembership.entered_at,
-            )
-            .join(Segment, Segment.id == SegmentMembership.segment_id)
-            .where(
-                SegmentMembership.workspace_id == self.workspace_id,
-                SegmentMembership.contact_id == contact_id,
-            )
-            .order_by(SegmentMembership.entered_at)
-        )
-        return result.all()
-
-    async def membership_changes(self, contact_id: uuid.UUID) -> Sequence[SegmentMembershipChange]:
-        result = await self.session.execute(
-            select(SegmentMembershipChange)
-            .where(
-                SegmentMembershipChange.workspace_id == self.workspace_id,
-                SegmentMembershipChange.contact_id == contact_id,
-            )
-            .order_by(SegmentMembershipChange.occurred_at, SegmentMembershipChange.id)
-        )
-        return result.scalars().all()
-
     # --- erasure ---------------------------------------------------------------------------
-
-    async def scrub_events(self, contact_id: uuid.UUID) -> int:
-        """Empty properties and client ids (free-form, may hold PII); keep type, time, revenue."""
-        result = await self.session.execute(
-            update(Event)
-            .where(
-                Event.workspace_id == self.workspace_id,
-                Event.contact_id == contact_id,
-            )
-            .values(properties={}, client_event_id=None)
-        )
-        return rowcount(result)
 
     async def scrub_import_errors(self, needles: Collection[str]) -> int:
         """Import error messages quoting one of `needles` (case-insensitive) are replaced."""

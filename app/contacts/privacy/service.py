@@ -24,13 +24,9 @@ from app.contacts.consent.repository import (
 )
 from app.contacts.consent.schemas import ConsentChangeOut, ConsentOut, SuppressionOut
 from app.contacts.models import Contact
+from app.contacts.notices import contacts_changed
 from app.contacts.privacy.repository import PrivacyRepository
-from app.contacts.privacy.schemas import (
-    ContactRecord,
-    EventRecord,
-    MembershipChangeRecord,
-    MembershipRecord,
-)
+from app.contacts.privacy.schemas import ContactRecord
 from app.contacts.privacy.sections import (
     ErasureContext,
     erasure_steps,
@@ -39,9 +35,8 @@ from app.contacts.privacy.sections import (
     register_export_section,
 )
 from app.core.clock import utcnow
-from app.segments.membership import end_memberships, note_contacts_changed
-from app.webhooks import emit
-from app.webhooks.catalogue import ContactErased
+from app.outbox import emit
+from app.outbox.catalogue import ContactErased
 
 EXPORT_FORMAT = "herald.contact-export"
 EXPORT_FORMAT_VERSION = 1
@@ -115,7 +110,7 @@ async def erase_contact(
     erased_at = contact.erased_at or now
     contact.erased_at = erased_at
     await session.flush()
-    await note_contacts_changed(session, workspace_id, [contact.id])
+    await contacts_changed.publish(session, workspace_id, [contact.id])
     if not already_erased:
         await emit.emit(
             session, workspace_id, ContactErased(contact_id=contact.id), occurred_at=now
@@ -147,29 +142,6 @@ async def _consent_section(
     }
 
 
-async def _events_section(
-    session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
-) -> list[dict[str, Any]]:
-    events = await PrivacyRepository(session, workspace_id).events(contact.id)
-    return [EventRecord.model_validate(event).model_dump(mode="json") for event in events]
-
-
-async def _segments_section(
-    session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
-) -> dict[str, Any]:
-    privacy = PrivacyRepository(session, workspace_id)
-    memberships = await privacy.memberships(contact.id)
-    changes = await privacy.membership_changes(contact.id)
-    return {
-        "memberships": [
-            MembershipRecord.model_validate(row).model_dump(mode="json") for row in memberships
-        ],
-        "changes": [
-            MembershipChangeRecord.model_validate(c).model_dump(mode="json") for c in changes
-        ],
-    }
-
-
 async def _suppressions_section(
     session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
 ) -> list[dict[str, Any]]:
@@ -187,17 +159,6 @@ async def _erase_consent_ips(session: AsyncSession, context: ErasureContext) -> 
     return {"consent_ips_removed": await changes.forget_ip(context.contact.id)}
 
 
-async def _erase_events(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
-    privacy = PrivacyRepository(session, context.workspace_id)
-    return {"events_scrubbed": await privacy.scrub_events(context.contact.id)}
-
-
-async def _erase_memberships(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
-    """End every membership through the segments domain's own journal (`left` + count)."""
-    removed = await end_memberships(session, context.workspace_id, context.contact.id, context.now)
-    return {"segment_memberships_removed": removed}
-
-
 async def _erase_quotes(session: AsyncSession, context: ErasureContext) -> dict[str, int]:
     """Places that may quote the identifiers verbatim: imports, stored replays."""
     privacy = PrivacyRepository(session, context.workspace_id)
@@ -210,10 +171,6 @@ async def _erase_quotes(session: AsyncSession, context: ErasureContext) -> dict[
 
 register_export_section("contact", _contact_section)
 register_export_section("consent", _consent_section)
-register_export_section("events", _events_section)
-register_export_section("segments", _segments_section)
 register_export_section("suppressions", _suppressions_section)
 register_erasure_step("consent", _erase_consent_ips)
-register_erasure_step("events", _erase_events)
-register_erasure_step("segments", _erase_memberships)
 register_erasure_step("quotes", _erase_quotes)

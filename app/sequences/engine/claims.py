@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.ids import new_id
+from app.outbox import emit
+from app.outbox.catalogue import MessageFailed
 from app.sequences.definition import SendStep, WebhookStep
 from app.sequences.engine.emissions import (
     FINISHED,
@@ -32,8 +34,6 @@ from app.sequences.engine.runner import Pass, PassOutput, enter_step
 from app.sequences.engine.variants import declared_winners
 from app.sequences.engine.versions import ParsedVersion, cached, parsed
 from app.sequences.models import Enrollment
-from app.webhooks import emit
-from app.webhooks.catalogue import MessageFailed
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Webhook events of enrollments (`enrollment.*`): payload builders and the set-wise
 emission of ends (completed / exited), shared by the engine, exits, the enrollments API and
-launches. Everything is emitted in the caller's transaction (`app.webhooks.emit`).
+launches. Everything is emitted in the caller's transaction (`app.outbox.emit`).
 
 Failures (`on_send_failure: fail`, render errors) are reported as `enrollment.exited` with
 their reason: the catalogue has no separate failed type.
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Integer, Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.outbox import emit
+from app.outbox.catalogue import EnrollmentCompleted, EnrollmentExited, EnrollmentStarted
 from app.sequences.models import SequenceVersion
-from app.webhooks import emit
-from app.webhooks.catalogue import EnrollmentCompleted, EnrollmentExited, EnrollmentStarted
 
 FINISHED = ("completed", "exited", "failed")
 # Published versions never change: their numbers can be kept for the life of the process.

@@ -19,8 +19,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.core.jobs import enqueue
 from app.sequences.models import LIVE_STATES, Enrollment
-from app.worker.queue import enqueue
 
 RUN_TASK = "run_enrollments"
 # Rows due within this span share a job (which runs when the last of them is due).

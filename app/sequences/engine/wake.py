@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import utcnow
+from app.events.notices import IngestedEvent
 from app.sequences.engine.repository import EngineRepository
 from app.sequences.engine.scheduler import Batch, schedule
 
@@ -30,3 +32,11 @@ async def wake_for_events(
         ids = woken[start : start + size]
         schedule(session, Batch(workspace_id, ids, now), now, ("wake", now.timestamp()))
     return woken
+
+
+async def on_events_recorded(
+    session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[IngestedEvent]
+) -> None:
+    """Subscriber of `events_recorded`: wake the enrollments these events concern."""
+    pairs = {(event.contact_id, event.type) for event in events}
+    await wake_for_events(session, workspace_id, pairs, utcnow())

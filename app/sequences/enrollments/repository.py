@@ -80,7 +80,7 @@ class EnrollmentRepository(WorkspaceRepository[Enrollment]):
     def inserting(self, contacts: Select[Any], values: dict[str, Any]) -> Any:
         """The same insert as a CTE returning the new rows (`id`, `contact_id`,
         `sequence_id`, `campaign_id`, `started_at`), for a statement that emits webhook
-        events from them (`app.webhooks.emit.emit_from_query`)."""
+        events from them (`app.outbox.emit.emit_from_query`)."""
         return (
             self._insert_from(contacts, values)
             .returning(

@@ -12,7 +12,6 @@ from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
-from app.sequences import privacy as _privacy  # noqa: F401 - registers export + erasure
 from app.sequences.enrollments import service
 from app.sequences.enrollments.schemas import (
     EnrollmentCreate,

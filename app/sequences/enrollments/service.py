@@ -12,11 +12,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.models import Contact
-from app.contacts.normalize import normalize_email
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.ids import new_id
+from app.core.normalize import normalize_email
 from app.core.pagination import PageParams, PageResult
+from app.outbox import emit
+from app.outbox.catalogue import EnrollmentStarted
 from app.sequences.engine.emissions import started_data, started_rows
 from app.sequences.engine.exits import exit_by_id
 from app.sequences.engine.scheduler import Batch, schedule
@@ -29,8 +31,6 @@ from app.sequences.enrollments.repository import (
 )
 from app.sequences.enrollments.schemas import EnrollmentCreate
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
-from app.webhooks import emit
-from app.webhooks.catalogue import EnrollmentStarted
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable
 from app.core.ids import new_id
+from app.core.jobs import no_new_jobs
 from app.events.models import Event
 from app.sequences.definition import dump
 from app.sequences.engine.claims import advance_batch
@@ -50,7 +51,6 @@ from app.sequences.simulation.schemas import (
     SimulationRequest,
 )
 from app.sequences.validation import parse_definition
-from app.worker.queue import no_new_jobs
 
 MAX_PASSES = 500
 PREVIEW_CHARS = 500

@@ -17,7 +17,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import rowcount
-from app.webhooks.models import WebhookAttempt, WebhookEndpoint
+from app.outbox.models import WebhookAttempt, WebhookEndpoint
 
 
 @dataclass(frozen=True)

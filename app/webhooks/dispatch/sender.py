@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from app.channels.signing import signed_headers
+from app.core.egress import DestinationRefused, GuardPolicy, guarded_post
+from app.core.signing import signed_headers
 from app.webhooks.dispatch.schedule import parse_retry_after
-from app.webhooks.ssrf import DestinationRefused, GuardPolicy, guarded_post
 
 USER_AGENT = "Herald-Webhooks/1"
 EXCERPT_BYTES = 1024
@@ -40,7 +40,7 @@ class Target:
 
 @dataclass(frozen=True)
 class AttemptResult:
-    outcome: str  # one of app.webhooks.models.ATTEMPT_OUTCOMES
+    outcome: str  # one of app.outbox.models.ATTEMPT_OUTCOMES
     attempted_at: datetime
     status_code: int | None = None
     latency_ms: int | None = None

@@ -25,19 +25,19 @@ from app.audit.service import Actor, record
 from app.channels import ratelimit
 from app.config import Settings, WebhookSettings
 from app.core.clock import utcnow
+from app.core.egress import GuardPolicy
 from app.core.ids import new_id
-from app.webhooks import repository as api_repository
-from app.webhooks.catalogue import WebhookEndpointDisabled, WebhookEndpointTest, envelope
+from app.core.tasks import in_batches, task_session
+from app.core.worker_context import WorkerContext
+from app.outbox import repository as outbox_repository
+from app.outbox.catalogue import WebhookEndpointDisabled, WebhookEndpointTest, envelope
+from app.outbox.emit import emit, enqueue_delivery
+from app.outbox.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.dispatch import repository
 from app.webhooks.dispatch.repository import Finished, Leased
 from app.webhooks.dispatch.schedule import MAX_ATTEMPTS, retry_delay
 from app.webhooks.dispatch.sender import AttemptResult, Target, attempt, secrets_in_use
-from app.webhooks.emit import emit, enqueue_delivery
-from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import DeliveryRepository, EndpointRepository
-from app.webhooks.ssrf import GuardPolicy
-from app.worker.context import WorkerContext
-from app.worker.tasks import in_batches, task_session
 
 TIME_BUDGET_SECONDS = 30.0  # a job stops starting rounds after this; the next job continues
 DISPATCH_SCAN_LIMIT = 10_000  # endpoints woken per dispatcher tick
@@ -391,7 +391,7 @@ async def send_test(  # noqa: PLR0917 - the API's contract
     now = utcnow()
     event_id, delivery_id = new_id(), new_id()
     data = WebhookEndpointTest(endpoint_id=endpoint.id, message=message)
-    await api_repository.insert_outbox(
+    await outbox_repository.insert_outbox(
         session,
         [
             {

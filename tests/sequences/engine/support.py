@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.channels.models import Message
 from app.config import EngineSettings, Settings
 from app.core.db import transaction
+from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.sequences.models import Enrollment, EnrollmentStep
-from app.worker.queue import enqueue
 from app.worker.settings import build_worker
 from tests.fixtures.tenants import Tenant
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import transaction
 from app.core.observability import record_job
-from app.worker.context import WorkerContext
+from app.core.worker_context import WorkerContext
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -16,6 +16,7 @@ one-minute resolution) as current as before.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -26,6 +27,11 @@ from app.core.auth import EPOCH_KEY, CachedPrincipal, PrincipalCache, bump_epoch
 from app.core.clock import utcnow
 from app.core.db import after_commit
 from app.core.ratelimit import count_request, retry_after, retry_after_if_limited
+
+# The database lookup of a bearer token (raises the precise 401), registered by the
+# workspaces domain: core authenticates through it without importing a domain.
+KeyLookup = Callable[[AsyncSession, str], Awaitable[auth.Principal]]
+_key_lookup: KeyLookup | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,12 @@ async def authenticate(
 
 
 async def _authenticate(session: AsyncSession, token: str) -> auth.Principal:
-    from app.workspaces.service import authenticate
+    if _key_lookup is None:
+        raise RuntimeError("No API key lookup registered (create_app registers the workspaces').")
+    return await _key_lookup(session, token)
 
-    return await authenticate(session, token)
+
+def register_key_lookup(lookup: KeyLookup) -> None:
+    """The workspaces domain owns keys; core only caches what its lookup answers."""
+    global _key_lookup  # noqa: PLW0603 - one registration per process, at app creation
+    _key_lookup = lookup

@@ -2,7 +2,7 @@
 log of every attempt.
 
 An event row and its delivery rows are written in the transaction of the change that caused
-them (`app/webhooks/emit.py`), so a rolled-back change emits nothing. Deliveries are the
+them (`app/outbox/emit.py`), so a rolled-back change emits nothing. Deliveries are the
 per-endpoint queues: each endpoint's due rows are worked by that endpoint's own job.
 """
 

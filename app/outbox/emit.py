@@ -43,10 +43,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.ids import new_id, sql_uuid7
-from app.webhooks import repository
-from app.webhooks.catalogue import EventData, envelope, patterns_matching
-from app.webhooks.models import WebhookDelivery, WebhookEvent
-from app.worker.queue import enqueue
+from app.core.jobs import enqueue
+from app.outbox import repository
+from app.outbox.catalogue import EventData, envelope, patterns_matching
+from app.outbox.models import WebhookDelivery, WebhookEvent
 
 DELIVER_JOB = "deliver_webhooks"
 Subscribers = dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]]

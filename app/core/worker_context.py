@@ -9,7 +9,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.worker.queue import JobQueue
+from app.core.jobs import JobQueue
 
 
 class WorkerContext(TypedDict):
