@@ -9,15 +9,21 @@ made, so the whole graph of notices reads top to bottom here.
 
 from __future__ import annotations
 
+from app.approvals.desk import ApprovalsDesk
+from app.campaigns.reviews import register_review_desk
 from app.contacts.notices import contact_leaving, contacts_changed
 from app.contacts.privacy.sections import register_erasure_step, register_export_section
 from app.core.principals import register_key_lookup
+from app.core.usage import register_usage_finder
 from app.events import privacy as events_privacy
 from app.events.notices import events_recorded
+from app.experiments.service import applied_winners
 from app.segments import membership
 from app.segments import privacy as segments_privacy
 from app.sequences import privacy as sequences_privacy
+from app.sequences import usage as sequences_usage
 from app.sequences.engine import wake
+from app.sequences.engine.variants import register_winner_source
 from app.workspaces.service import authenticate
 
 
@@ -31,6 +37,12 @@ def wire() -> None:
     events_recorded.subscribe(membership.on_events_recorded)
     # The engine wakes enrollments waiting for (or exiting on) new events.
     events_recorded.subscribe(wake.on_events_recorded)
+    # Declared experiment winners route the remaining contacts of a send step.
+    register_winner_source(applied_winners)
+    # Campaigns ask the approvals domain to open and void review rounds.
+    register_review_desk(ApprovalsDesk())
+    # What uses a resource, answered by the domains that point at it.
+    register_usage_finder("template", sequences_usage.template_users)
     # Each domain's part of a privacy export and erasure.
     register_export_section("events", events_privacy.export_section)
     register_export_section("segments", segments_privacy.export_section)

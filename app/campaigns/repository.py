@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.dialects import postgresql
 
-from app.approvals.models import ApprovalPolicy
 from app.campaigns.models import Campaign, SpendEntry
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
@@ -114,13 +113,6 @@ class References:
         return await self._exists(
             select(Member.id).where(
                 Member.workspace_id == self.workspace_id, Member.id == member_id
-            )
-        )
-
-    async def policy_exists(self, policy_id: uuid.UUID) -> bool:
-        return await self._exists(
-            select(ApprovalPolicy.id).where(
-                ApprovalPolicy.workspace_id == self.workspace_id, ApprovalPolicy.id == policy_id
             )
         )
 

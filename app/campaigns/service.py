@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.approvals import service as approvals
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.campaigns import launch, readiness, transitions
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignFilters, CampaignRepository, References
+from app.campaigns.reviews import review_desk
 from app.campaigns.schemas import CampaignCreate, CampaignUpdate
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
@@ -153,7 +153,12 @@ async def _reference_errors(
     if "owner_member_id" in fields and owner is not None and not await refs.member_exists(owner):
         errors.append(_error("/owner_member_id", f"No member with id {owner}.", "unknown_member"))
     policy = campaign.approval_policy_id
-    if "approval_policy_id" in fields and policy and not await refs.policy_exists(policy):
+    desk = review_desk()
+    if (
+        "approval_policy_id" in fields
+        and policy
+        and not await desk.policy_exists(session, campaign.workspace_id, policy)
+    ):
         message = f"No approval policy with id {policy}."
         errors.append(_error("/approval_policy_id", message, "unknown_policy"))
     return errors
@@ -281,7 +286,7 @@ async def _back_to_draft(
     session: AsyncSession, campaign: Campaign, actor: Actor, now: datetime, data: dict[str, Any]
 ) -> None:
     """Reviewed content changed (or was withdrawn): the approval no longer holds."""
-    await approvals.void_open(session, campaign.workspace_id, campaign.id, now)
+    await review_desk().void_open(session, campaign.workspace_id, campaign.id, now)
     if campaign.status == "scheduled":
         await launch.unschedule(session, campaign, now)
     await transitions.apply(session, campaign, "reopen", actor, now, data=data)
@@ -313,7 +318,7 @@ async def submit(
         session, campaign, "submit", actor, now, data={"approval_round": campaign.approval_round}
     )
     # May approve at once (no policy) through `transitions.approval_finished`.
-    await approvals.open_request(session, campaign, actor, now)
+    await review_desk().open_request(session, campaign, actor, now)
     await session.flush()
     return campaign
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import Text, and_, cast, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
@@ -45,6 +45,20 @@ class SequenceVersionRepository(VersionRepository[SequenceVersion]):
     model = SequenceVersion
     noun = "sequence version"
     parent = "sequence_id"
+
+    async def sending_template(self, template_id: uuid.UUID) -> list[tuple[SequenceVersion, str]]:
+        """Published versions whose definition sends this template, with their sequence's
+        name (ids are unique strings, so a text search of the stored definition is exact)."""
+        statement = (
+            select(SequenceVersion, Sequence.name)
+            .join(Sequence, Sequence.id == SequenceVersion.sequence_id)
+            .where(
+                SequenceVersion.workspace_id == self.workspace_id,
+                cast(SequenceVersion.definition, Text).contains(str(template_id)),
+            )
+            .order_by(SequenceVersion.sequence_id, SequenceVersion.number)
+        )
+        return [(version, name) for version, name in (await self.session.execute(statement)).all()]
 
 
 class ReferenceLookup:

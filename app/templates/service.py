@@ -16,6 +16,7 @@ from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
+from app.core.usage import users_of
 from app.templates import rendering
 from app.templates.models import Template, TemplateVersion
 from app.templates.repository import TemplateRepository, TemplateVersionRepository
@@ -148,7 +149,7 @@ async def delete_template(
     template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     check_if_match(if_match, template.id, template.version)
     _refuse_locked(template, "deleted")
-    if await TemplateRepository(session, workspace_id).pinned_by_sequences(template_id):
+    if await users_of("template", session, workspace_id, template_id):
         raise Conflict(
             f"Template {template_id} is used by a published sequence version; enrollments "
             "on that version still send it, so it cannot be deleted."

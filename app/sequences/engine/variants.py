@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,8 +73,6 @@ async def declared_winners(
 ) -> dict[tuple[uuid.UUID, str], str]:
     """(campaign, step) -> declared winner routing the remaining contacts, for a batch: one
     indexed query when some enrollment's version has variants, none otherwise."""
-    from app.experiments.service import applied_winners  # experiments imports the engine
-
     campaign_ids = {
         enrollment.campaign_id
         for enrollment in enrollments
@@ -84,4 +82,20 @@ async def declared_winners(
     }
     if not campaign_ids:
         return {}
-    return await applied_winners(session, workspace_id, campaign_ids)
+    if _winner_source is None:
+        raise RuntimeError("No winner source registered (app/wiring.py registers experiments').")
+    return await _winner_source(session, workspace_id, campaign_ids)
+
+
+# Experiments (above the engine) declare winners; the engine asks through this source,
+# registered by app/wiring.py, instead of importing them.
+WinnerSource = Callable[
+    [AsyncSession, uuid.UUID, set[uuid.UUID]], Awaitable[dict[tuple[uuid.UUID, str], str]]
+]
+_winner_source: WinnerSource | None = None
+
+
+def register_winner_source(source: WinnerSource) -> None:
+    """`source(session, workspace_id, campaign_ids)` -> (campaign, step) -> winning variant."""
+    global _winner_source  # noqa: PLW0603 - one registration per process
+    _winner_source = source
