@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.admin import create_workspace
 from app.audit.service import Actor
-from app.campaigns import launch
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign
 from app.config import async_database_url
 from app.core.clock import utcnow

@@ -33,7 +33,8 @@ from app.approvals.repository import (
 from app.approvals.resolution import Facts, needs_audience, resolve
 from app.approvals.schemas import DecisionCreate
 from app.audit.service import Actor, record
-from app.campaigns import launch, transitions
+from app.campaigns import transitions
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign
 from app.campaigns.transitions import ApprovalOutcome
 from app.core.errors import Conflict, FieldError, Forbidden, Unprocessable

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns import launch
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign
 from app.campaigns.repository import References
 from app.core.errors import FieldError

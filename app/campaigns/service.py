@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.campaigns import launch, readiness, transitions
+from app.campaigns import readiness, transitions
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignFilters, CampaignRepository, References
 from app.campaigns.reviews import review_desk

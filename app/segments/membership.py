@@ -118,6 +118,15 @@ async def members_query(
     return MembershipRepository(session, workspace_id).ids_query(segment_id)
 
 
+async def members_of_any(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_ids: list[uuid.UUID]
+) -> Select[Any]:
+    """Contact ids in any of these segments (`members_query` each, UNION): a launch's
+    include or exclude list as one SELECT."""
+    queries = [await members_query(session, workspace_id, item) for item in segment_ids]
+    return MembershipRepository.union_ids(queries)
+
+
 # -- rules and compile contexts --------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -142,6 +143,13 @@ class MembershipRepository:
 
     def ids_query(self, segment_id: uuid.UUID) -> Select[uuid.UUID]:
         return select(Membership.contact_id).where(*self._of(segment_id))
+
+    @staticmethod
+    def union_ids(queries: list[Select[Any]]) -> Select[Any]:
+        """Contact ids in any of these id SELECTs (UNION: each id once)."""
+        if len(queries) == 1:
+            return queries[0]
+        return select(union(*queries).subquery().c[0])
 
     async def is_member(self, segment_id: uuid.UUID, contact_id: uuid.UUID) -> bool:
         statement = select(

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -20,6 +22,7 @@ from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
 from app.segments import membership
 from app.segments.compiler import CompileContext, count_statement, member_ids
+from app.segments.entries_repository import EntryQueries
 from app.segments.models import Segment, SegmentCountSnapshot, SegmentMembershipChange
 from app.segments.repository import (
     ContactLookup,
@@ -30,6 +33,7 @@ from app.segments.repository import (
     contact_in,
 )
 from app.segments.rules import Rule, RuleError, parse_rule, referenced_segment_ids
+from app.segments.rules.nodes import PropertyFilter
 from app.segments.schemas import MemberReferences, PreviewRequest, SegmentCreate, SegmentUpdate
 
 
@@ -362,3 +366,26 @@ async def history(
     return await MembershipRepository(session, workspace_id).page_snapshots(
         segment_id, params, since
     )
+
+
+def segment_entries(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    window: tuple[datetime, datetime, datetime | None],
+) -> Select[Any]:
+    """(contact_id, entered_at) of contacts who entered the segment in the window
+    (after, until] and before the optional end: one SELECT for a trigger sweep to compose."""
+    return EntryQueries(session, workspace_id).segment_entries(segment_id, *window)
+
+
+def event_entries(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    event_type: str,
+    filters: list[PropertyFilter],
+    window: tuple[datetime, datetime, datetime | None],
+) -> Select[Any]:
+    """(contact_id, entered_at) of contacts who did the event (matching the rule-language
+    property filters) in the window: one SELECT for a trigger sweep to compose."""
+    return EntryQueries(session, workspace_id).event_entries(event_type, filters, *window)

@@ -28,6 +28,7 @@ from app.core.repository import WorkspaceEntity
 LIVE_STATES = ("active", "waiting")
 # `paused`: held by a campaign pause (the scan skips it); resume restores active/waiting.
 ENROLLMENT_STATES = (*LIVE_STATES, "paused", "completed", "exited", "failed")
+UNFINISHED_STATES = (*LIVE_STATES, "paused")
 UNFINISHED = "state IN ('active', 'waiting', 'paused')"
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.audit.service import Actor
-from app.campaigns import launch
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign, CampaignAction
 from app.config import Settings
 from app.core.clock import utcnow
@@ -128,7 +128,8 @@ async def load(factory: Factory, campaign_id: uuid.UUID) -> Campaign:
 
 
 async def call(factory: Factory, campaign_id: uuid.UUID, name: str, *args: Any) -> Any:
-    """Run one `app.campaigns.launch` function in its own transaction, as an endpoint would."""
+    """Run one `app.campaigns.lifecycle.launch` function in its own transaction, as an
+    endpoint would."""
     async with transaction(factory) as session:
         row = await session.get(Campaign, campaign_id)
         assert row is not None

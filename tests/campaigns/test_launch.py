@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from app.campaigns.launch import address_hash_sql
 from app.config import Settings
 from app.contacts.consent.addresses import lenient_hash
+from app.contacts.consent.reach_repository import address_hash_sql
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction

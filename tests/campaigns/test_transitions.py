@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.approvals.models import ApprovalRequest
 from app.audit.service import Actor
-from app.campaigns import launch
+from app.campaigns.lifecycle import launch
 from app.campaigns.models import CAMPAIGN_STATUSES, Campaign, CampaignAction
 from app.campaigns.transitions import approval_finished
 from app.core.clock import clock

@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.consent.addresses import (
@@ -19,6 +21,7 @@ from app.contacts.consent.addresses import (
     lenient_hash,
     normalize_address,
 )
+from app.contacts.consent.reach_repository import Reachability
 from app.contacts.consent.repository import (
     ConsentChangeRepository,
     ContactConsentRepository,
@@ -321,3 +324,16 @@ async def suppressed_addresses(
     )
     suppressed = {entry.address_hash for entry in found}
     return {address for address, key in hashes.items() if key in suppressed}
+
+
+def reachable(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    candidates: Select[Any] | None,
+    *,
+    excluded: Select[Any] | None,
+    channels: list[str],
+) -> Select[Any]:
+    """The contacts among `candidates` a campaign on `channels` may reach (see
+    `Reachability.query`): one SELECT for the caller to compose, nothing executed."""
+    return Reachability(session, workspace_id).query(candidates, excluded, channels)

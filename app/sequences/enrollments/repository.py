@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Select,
+    and_,
     bindparam,
+    exists,
     func,
     literal,
+    or_,
     select,
     text,
 )
@@ -21,6 +24,7 @@ from app.core.pagination import PageParams, PageResult
 from app.core.repository import WorkspaceRepository
 from app.sequences.models import (
     UNFINISHED,
+    UNFINISHED_STATES,
     Enrollment,
     EnrollmentStep,
     Sequence,
@@ -34,6 +38,46 @@ _LIVE_KEY = ["sequence_id", "contact_id", "campaign_id"]
 class EnrollmentRepository(WorkspaceRepository[Enrollment]):
     model = Enrollment
     noun = "enrollment"
+
+    async def campaign_has_unfinished(self, campaign_id: uuid.UUID) -> bool:
+        statement = select(
+            exists().where(
+                Enrollment.workspace_id == self.workspace_id,
+                Enrollment.campaign_id == campaign_id,
+                Enrollment.state.in_(UNFINISHED_STATES),
+            )
+        )
+        return bool((await self.session.execute(statement)).scalar())
+
+    def unserved_entries(
+        self,
+        campaign_id: uuid.UUID,
+        entries: Select[Any],
+        reentry: tuple[str, int | None],
+        now: datetime,
+    ) -> Select[Any]:
+        """Contact ids of the campaign entries (a SELECT of contact_id, entered_at) that
+        need a new enrollment under the re-entry policy: `once` -> the contact never had
+        an enrollment in the campaign; otherwise none started at/after the entry and none
+        unfinished (`once_per` N days: and none started within N days)."""
+        entry = entries.subquery("entry")
+        policy, days = reentry
+        mine = and_(
+            Enrollment.workspace_id == self.workspace_id,
+            Enrollment.campaign_id == campaign_id,
+            Enrollment.contact_id == entry.c.contact_id,
+        )
+        if policy == "once":
+            served = exists().where(mine)
+        else:
+            recent: list[Any] = [
+                Enrollment.started_at >= entry.c.entered_at,
+                Enrollment.state.in_(UNFINISHED_STATES),
+            ]
+            if policy == "once_per" and days:
+                recent.append(Enrollment.started_at > literal(now) - timedelta(days=days))
+            served = exists().where(mine, or_(*recent))
+        return select(entry.c.contact_id).where(~served)
 
     async def insert_one(self, values: dict[str, Any]) -> uuid.UUID | None:
         """The new enrollment's id, or None when the contact already has an unfinished one."""

@@ -136,6 +136,34 @@ async def enroll_count(
     )
 
 
+async def campaign_has_unfinished(
+    session: AsyncSession, workspace_id: uuid.UUID, campaign_id: uuid.UUID
+) -> bool:
+    """Whether any enrollment of the campaign is active, waiting or paused."""
+    return await EnrollmentRepository(session, workspace_id).campaign_has_unfinished(campaign_id)
+
+
+def unserved_entries(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    entries: Select[Any],
+    *,
+    reentry: tuple[str, int | None],
+    now: datetime,
+) -> Select[Any]:
+    """A trigger sweep's entries (contact_id, entered_at) that no enrollment of the
+    campaign serves yet under its re-entry policy, as one SELECT of contact ids."""
+    repo = EnrollmentRepository(session, workspace_id)
+    return repo.unserved_entries(campaign_id, entries, reentry, now)
+
+
+async def version_by_id(
+    session: AsyncSession, workspace_id: uuid.UUID, version_id: uuid.UUID
+) -> SequenceVersion | None:
+    return await VersionLookup(session, workspace_id).get(version_id)
+
+
 async def list_enrollments(
     session: AsyncSession,
     workspace_id: uuid.UUID,

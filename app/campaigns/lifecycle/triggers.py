@@ -15,6 +15,10 @@ campaign started at or after it (or an unfinished one). Re-entry policy (`reentr
 Entries before the launch or at/after the end time never enroll. Event triggers key on the
 event's `occurred_at` (the indexed column): an event reported more than `OVERLAP` after it
 happened is not picked up.
+
+The entries come from the segments domain (which owns the journal and the rule language's
+property filters), the served test from the sequences domain (which owns enrollments), the
+reachable contacts from the contacts domain: this module only composes their SELECTs.
 """
 
 from __future__ import annotations
@@ -25,17 +29,14 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, exists, func, literal, or_, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.lifecycle.launch import eligible, pinned_version
 from app.campaigns.models import Campaign
-from app.contacts.models import Contact
-from app.events.models import Event
-from app.segments.compiler import property_condition
-from app.segments.models import SegmentMembershipChange
 from app.segments.rules.nodes import PropertyFilter
-from app.sequences.enrollments.service import enroll_count
-from app.sequences.models import Enrollment
+from app.segments.service import event_entries, segment_entries
+from app.sequences.enrollments.service import enroll_count, unserved_entries
 
 log = structlog.get_logger("herald.campaigns")
 
@@ -44,20 +45,14 @@ OVERLAP = timedelta(minutes=5)
 
 async def sweep(session: AsyncSession, campaign: Campaign, cursor: datetime, now: datetime) -> int:
     """Enroll the eligible contacts with entries in (cursor - OVERLAP, now]; how many."""
-    # Imported here: launch imports the actions module, which imports this one lazily.
-    from app.campaigns.launch import eligible, pinned_version
-
-    entries = _entries(campaign, cursor - OVERLAP, now)
+    entries = _entries(session, campaign, cursor - OVERLAP, now)
     if entries is None:
         return 0
-    entry = entries.subquery("entry")
-    candidates = select(entry.c.contact_id, entry.c.entered_at)
-    served = _served(campaign, entry.c.contact_id, entry.c.entered_at, now)
-    chosen = await eligible(
-        session,
-        campaign,
-        Contact.id.in_(candidates.where(~served).with_only_columns(entry.c.contact_id)),
+    reentry = reentry_policy(campaign)
+    unserved = unserved_entries(
+        session, campaign.workspace_id, campaign.id, entries, reentry=reentry, now=now
     )
+    chosen = await eligible(session, campaign, unserved)
     version = await pinned_version(session, campaign)
     enrolled = await enroll_count(
         session, campaign.workspace_id, version, chosen, campaign_id=campaign.id, source="trigger"
@@ -73,57 +68,23 @@ def reentry_policy(campaign: Campaign) -> tuple[str, int | None]:
     return str(policy), int(days) if days is not None else None
 
 
-def _entries(campaign: Campaign, since: datetime, now: datetime) -> Select[Any] | None:
+def _entries(
+    session: AsyncSession, campaign: Campaign, since: datetime, now: datetime
+) -> Select[Any] | None:
     """(contact_id, entered_at = latest entry in the window) per contact, or None when the
     trigger is unusable (the campaigns API validates its shape; a bad one enrolls nobody)."""
     trigger = campaign.trigger or {}
     lower = max(since, campaign.launched_at) if campaign.launched_at else since
-    upper_ok: list[Any] = []
+    window = (lower, now, campaign.end_at)
     if trigger.get("kind") == "segment_entry" and trigger.get("segment_id"):
-        table: Any = SegmentMembershipChange
-        at = SegmentMembershipChange.occurred_at
-        conditions: list[Any] = [
-            SegmentMembershipChange.workspace_id == campaign.workspace_id,
-            SegmentMembershipChange.segment_id == uuid.UUID(str(trigger["segment_id"])),
-            SegmentMembershipChange.change == "entered",
-        ]
-    elif trigger.get("kind") == "event" and trigger.get("event_type"):
-        table, at = Event, Event.occurred_at
+        segment_id = uuid.UUID(str(trigger["segment_id"]))
+        return segment_entries(session, campaign.workspace_id, segment_id, window)
+    if trigger.get("kind") == "event" and trigger.get("event_type"):
         try:
             filters = [PropertyFilter.model_validate(item) for item in trigger.get("where") or []]
         except ValidationError:
             log.warning("campaign_trigger_invalid", campaign_id=str(campaign.id))
             return None
-        conditions = [
-            Event.workspace_id == campaign.workspace_id,
-            Event.type == str(trigger["event_type"]),
-            *(property_condition(item) for item in filters),
-        ]
-    else:
-        return None
-    if campaign.end_at is not None:
-        upper_ok.append(at < campaign.end_at)
-    return (
-        select(table.contact_id.label("contact_id"), func.max(at).label("entered_at"))
-        .where(*conditions, at > lower, at <= now, *upper_ok)
-        .group_by(table.contact_id)
-    )
-
-
-def _served(campaign: Campaign, contact_id: Any, entered_at: Any, now: datetime) -> Any:
-    """True when this entry needs no new enrollment under the re-entry policy."""
-    policy, days = reentry_policy(campaign)
-    mine = and_(
-        Enrollment.workspace_id == campaign.workspace_id,
-        Enrollment.campaign_id == campaign.id,
-        Enrollment.contact_id == contact_id,
-    )
-    if policy == "once":
-        return exists().where(mine)
-    recent: list[Any] = [
-        Enrollment.started_at >= entered_at,
-        Enrollment.state.in_(("active", "waiting", "paused")),
-    ]
-    if policy == "once_per" and days:
-        recent.append(Enrollment.started_at > literal(now) - timedelta(days=days))
-    return exists().where(mine, or_(*recent))
+        event_type = str(trigger["event_type"])
+        return event_entries(session, campaign.workspace_id, event_type, filters, window)
+    return None
