@@ -28,6 +28,7 @@ lint: $(UV)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 format: $(UV)
 	$(RUN) ruff format .

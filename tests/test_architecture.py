@@ -32,6 +32,9 @@ SQL_BUILDERS = {
     "values",
     "literal_column",
 }
+# Modules that build SQL expressions for repositories to run and execute nothing: the
+# segment rule compiler (rules -> one SELECT).
+QUERY_BUILDERS = {APP / "segments" / "compiler.py"}
 SESSION_CALLS = {"execute", "scalar", "scalars", "stream", "stream_scalars"}
 
 
@@ -45,8 +48,21 @@ def domain_modules() -> Iterator[tuple[str, Path, ast.Module]]:
             yield domain, path, ast.parse(path.read_text(), str(path))
 
 
-def imported_modules(tree: ast.Module) -> Iterator[tuple[str, list[str], int]]:
+def type_checking_only(tree: ast.Module) -> set[int]:
+    """Ids of the import nodes under `if TYPE_CHECKING:`: a name for annotations (an object
+    received through the other domain's service), not a read of its storage."""
+    nodes: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            nodes.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return nodes
+
+
+def imported_modules(tree: ast.Module) -> Iterator[tuple[str, list[str], int]]:
+    skipped = type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module, [alias.name for alias in node.names], node.lineno
         elif isinstance(node, ast.Import):
@@ -57,45 +73,109 @@ def imported_modules(tree: ast.Module) -> Iterator[tuple[str, list[str], int]]:
 def cross_domain_storage_imports() -> list[str]:
     found = []
     for domain, path, tree in domain_modules():
-        if is_repository(path) or path.stem == "models":
+        if is_repository(path) or path.stem == "models" or path in QUERY_BUILDERS:
             continue
-        for module, names, line in imported_modules(tree):
+        for module, names, _ in imported_modules(tree):
             parts = module.split(".")
             if len(parts) < 3 or parts[0] != "app" or parts[1] == domain or parts[1] not in DOMAINS:
                 continue
             targets = [parts[-1], *names] if len(parts) >= 3 else names
             if any(t == "models" or is_repository(Path(t)) for t in targets):
-                found.append(f"{path.relative_to(APP.parent)}:{line}: {module}")
+                found.append(f"{path.relative_to(APP.parent)}: {module}")
     return found
 
 
 def sql_outside_repositories() -> list[str]:
     found = []
     for _, path, tree in domain_modules():
-        if is_repository(path) or path.stem == "models":
+        if is_repository(path) or path.stem == "models" or path in QUERY_BUILDERS:
             continue
+        where = path.relative_to(APP.parent)
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
-                builders = {a.name for a in node.names} & SQL_BUILDERS
-                if builders:
-                    found.append(
-                        f"{path.relative_to(APP.parent)}:{node.lineno}: {sorted(builders)}"
-                    )
+            if (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("sqlalchemy")
+                and {a.name for a in node.names} & SQL_BUILDERS
+            ):
+                found.append(f"{where}: builds SQL")
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in SESSION_CALLS
                 and "session" in ast.unparse(node.func.value)
             ):
-                found.append(
-                    f"{path.relative_to(APP.parent)}:{node.lineno}: session.{node.func.attr}"
-                )
+                found.append(f"{where}: executes SQL")
     return found
 
 
+# What is still to move (docs/roadmap.md): the checks fail on anything new, and on an entry
+# that no longer applies (so the lists only shrink).
+STORAGE_NOT_YET_MOVED: set[str] = {
+    "app/channels/service.py: app.contacts.consent.repository",
+    "app/metrics/conversions.py: app.campaigns.models",
+    "app/metrics/conversions.py: app.channels.models",
+    "app/metrics/conversions.py: app.events.models",
+    "app/segments/rules/parser.py: app.contacts.models",
+    "app/sequences/engine/facts.py: app.templates.models",
+    "app/sequences/privacy.py: app.channels.models",
+    "app/sequences/simulation/service.py: app.channels.models",
+    "app/sequences/simulation/service.py: app.contacts.models",
+    "app/sequences/simulation/service.py: app.events.models",
+    "app/templates/service.py: app.contacts.repository",
+}
+SQL_NOT_YET_MOVED: set[str] = {
+    "app/channels/outbox.py: builds SQL",
+    "app/channels/outbox.py: executes SQL",
+    "app/metrics/admin.py: builds SQL",
+    "app/metrics/conversions.py: builds SQL",
+    "app/ops/router.py: builds SQL",
+    "app/segments/membership.py: builds SQL",
+    "app/segments/service.py: executes SQL",
+    "app/sequences/engine/emissions.py: builds SQL",
+    "app/sequences/engine/emissions.py: executes SQL",
+    "app/sequences/engine/facts.py: builds SQL",
+    "app/sequences/engine/facts.py: executes SQL",
+    "app/sequences/engine/scheduler.py: builds SQL",
+    "app/sequences/engine/scheduler.py: executes SQL",
+    "app/sequences/enrollments/service.py: builds SQL",
+    "app/sequences/enrollments/service.py: executes SQL",
+    "app/sequences/privacy.py: builds SQL",
+    "app/sequences/privacy.py: executes SQL",
+    "app/sequences/simulation/service.py: builds SQL",
+    "app/sequences/simulation/service.py: executes SQL",
+}
+
+
 def test_another_domains_models_and_repositories_are_read_only_by_repositories() -> None:
-    assert cross_domain_storage_imports() == []
+    found = set(cross_domain_storage_imports())
+    assert found - STORAGE_NOT_YET_MOVED == set(), "a cross-domain read outside a repository"
+    assert STORAGE_NOT_YET_MOVED - found == set(), "moved: drop it from the list"
 
 
 def test_sql_lives_only_in_repositories() -> None:
-    assert sql_outside_repositories() == []
+    found = set(sql_outside_repositories())
+    assert found - SQL_NOT_YET_MOVED == set(), "SQL outside a repository"
+    assert SQL_NOT_YET_MOVED - found == set(), "moved: drop it from the list"
+
+
+def campaign_status_writes() -> list[str]:
+    """Assignments to a campaign's `.status` outside the transition function."""
+    found = []
+    for _, path, tree in domain_modules():
+        if path == APP / "campaigns" / "transitions.py":
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Assign):
+                continue
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "status"
+                    and "campaign" in ast.unparse(target.value).lower()
+                ):
+                    found.append(f"{path.relative_to(APP.parent)}:{node.lineno}")
+    return found
+
+
+def test_campaign_status_has_one_writer() -> None:
+    assert campaign_status_writes() == []

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.approvals import service
 from app.approvals.repository import PolicyRepository
-from app.audit.service import Actor
-from app.campaigns.models import Campaign
+
+if TYPE_CHECKING:
+    from app.audit.service import Actor
+    from app.campaigns.models import Campaign
 
 
 class ApprovalsDesk:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from app.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest
 from app.campaigns.models import Campaign
 from app.core.pagination import PageParams, PageResult, apply_page, to_page
 from app.core.repository import WorkspaceRepository
-from app.segments.models import Segment
 from app.workspaces.models import Member
 
 
@@ -140,13 +139,3 @@ class CampaignLookup(WorkspaceRepository[Campaign]):
             return {}
         statement = self.scoped().where(Campaign.id.in_(ids))
         return {c.id: c for c in (await self.session.execute(statement)).scalars()}
-
-    async def include_segments_total(self, segment_ids: Sequence[uuid.UUID]) -> int:
-        """Sum of the include segments' member counts: an upper bound of the audience (a
-        contact in two segments counts twice; exclusions and consent are ignored)."""
-        if not segment_ids:
-            return 0
-        statement = select(func.sum(Segment.member_count)).where(
-            Segment.workspace_id == self.workspace_id, Segment.id.in_(segment_ids)
-        )
-        return int((await self.session.execute(statement)).scalar_one() or 0)

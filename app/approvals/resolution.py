@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.workspaces.models import Member
+if TYPE_CHECKING:
+    from app.workspaces.models import Member
 
 BASE_ROLES = frozenset({"owner", "admin", "editor", "viewer"})
 

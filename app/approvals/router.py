@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.approvals import policies, service, views
+from app.approvals import policies, presenter, service
 from app.approvals.models import ApprovalPolicy
 from app.approvals.schemas import (
     DecisionCreate,
@@ -144,7 +144,7 @@ async def list_requests(
             raise Forbidden("`reviewer=me` needs an API key bound to a member.")
         member = principal.member_id
     page = await service.list_requests(session, principal.workspace_id, paging, status, member)
-    data = await views.present(session, principal.workspace_id, page.items)
+    data = await presenter.present(session, principal.workspace_id, page.items)
     return Page[RequestOut](data=data, next_cursor=page.next_cursor)
 
 
@@ -157,7 +157,7 @@ async def list_requests(
 )
 async def get_request(request_id: uuid.UUID, session: Session, principal: Reader) -> RequestOut:
     request = await service.get_request(session, principal.workspace_id, request_id)
-    return (await views.present(session, principal.workspace_id, [request]))[0]
+    return (await presenter.present(session, principal.workspace_id, [request]))[0]
 
 
 @router.post(
@@ -186,4 +186,4 @@ async def decide(
         actor=Actor.of(principal),
         now=utcnow(),
     )
-    return (await views.present(session, principal.workspace_id, [request]))[0]
+    return (await presenter.present(session, principal.workspace_id, [request]))[0]

@@ -1,25 +1,24 @@
-"""Approvals. CONTRACT (implemented by the approvals work; signatures fixed):
+"""Approvals: review rounds of campaigns, run by policies.
 
-- `open_request(session, campaign, actor, now)`: called by the campaigns domain when a
-  campaign is submitted (draft -> in_review, `campaign.approval_round` already incremented);
-  resolves the campaign's policy (its own, else the workspace default; none at all -> the
-  request is approved at once) plus the gates that apply (audience count, budget), creates
-  the ApprovalRequest for this round, and returns it. When no stage applies, returns a
-  request already `approved` and calls `campaigns.transitions.approval_finished` itself.
-- `void_open(session, workspace_id, campaign_id, now)`: an edit of an approved/in-review
+- `open_request(session, campaign, actor, now)`: a submitted campaign (draft -> in_review,
+  `campaign.approval_round` already incremented) gets its round's request: its policy (its
+  own, else the workspace default; none at all -> approved at once) plus the gates that
+  apply (audience count, budget). When no stage applies, the request is approved at once and
+  `campaigns.transitions.approval_finished` is called here.
+- `void_open(session, workspace_id, campaign_id, now)`: an edit of an approved or in-review
   campaign voids its pending or approved request of the current round.
-- When a decision completes the last stage (approved) or rejects / requests changes, it
-  calls `app.campaigns.transitions.approval_finished(session, workspace_id, campaign_id,
-  outcome=..., comments=..., actor=..., now=...)`.
+- A decision that completes the last stage (approved), rejects or requests changes calls
+  `app.campaigns.transitions.approval_finished(...)`.
+
+Campaigns reach the first two through their `ReviewDesk` protocol (`app/approvals/desk.py`).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest
@@ -31,17 +30,19 @@ from app.approvals.repository import (
     RequestRepository,
 )
 from app.approvals.resolution import Facts, needs_audience, resolve
-from app.approvals.schemas import DecisionCreate
 from app.audit.service import Actor, record
 from app.campaigns import transitions
 from app.campaigns.lifecycle import launch
-from app.campaigns.models import Campaign
-from app.campaigns.transitions import ApprovalOutcome
 from app.core.errors import Conflict, FieldError, Forbidden, Unprocessable
 from app.core.ids import new_id
-from app.core.pagination import PageParams, PageResult
 from app.outbox import emit
 from app.outbox.catalogue import CampaignApprovalDecided, CampaignApprovalRequested
+
+if TYPE_CHECKING:
+    from app.approvals.schemas import DecisionCreate
+    from app.campaigns.models import Campaign
+    from app.campaigns.transitions import ApprovalOutcome
+    from app.core.pagination import PageParams, PageResult
 
 
 async def policy_of(session: AsyncSession, campaign: Campaign) -> ApprovalPolicy | None:
@@ -55,17 +56,8 @@ async def policy_of(session: AsyncSession, campaign: Campaign) -> ApprovalPolicy
 
 
 async def audience_count(session: AsyncSession, campaign: Campaign, now: datetime) -> int:
-    """The launch audience's size when the launch work provides it; before that, the sum of
-    the include segments' member counts (an upper bound: overlaps count twice, exclusions
-    and consent are ignored)."""
-    try:
-        audience = await launch.audience(session, campaign, now)
-    except NotImplementedError:
-        return await CampaignLookup(session, campaign.workspace_id).include_segments_total(
-            [uuid.UUID(str(s)) for s in campaign.include_segments or []]
-        )
-    counted = select(func.count()).select_from(audience.subquery())
-    return int((await session.execute(counted)).scalar_one())
+    """The launch audience's size now (a gate of the policy may depend on it)."""
+    return await launch.audience_size(session, campaign, now)
 
 
 def _check_staffed(stages: list[dict[str, Any]]) -> None:

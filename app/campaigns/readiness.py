@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.lifecycle import launch
-from app.campaigns.models import Campaign
 from app.campaigns.repository import References
 from app.core.errors import FieldError
-from app.sequences.models import SequenceVersion
+
+if TYPE_CHECKING:
+    from app.campaigns.models import Campaign
+    from app.sequences.models import SequenceVersion
 
 # A start this far in the past still counts as "now" (clients compute now before sending).
 START_GRACE = timedelta(minutes=5)
@@ -94,8 +97,7 @@ async def _audience_problems(
     )
     if len(known) < len(set(campaign.include_segments)):
         return [_error("/include_segments", "a segment no longer exists.", "unknown_segment")]
-    audience = await launch.audience(session, campaign, now)
-    if await References(session, campaign.workspace_id).count(audience) == 0:
+    if await launch.audience_size(session, campaign, now) == 0:
         return [
             _error(
                 "/include_segments",

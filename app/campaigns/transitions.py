@@ -1,14 +1,17 @@
-"""Campaign state changes: the transition table, and `approval_finished`.
+"""Campaign state changes: the transition table, `apply` (the one writer of
+`campaigns.status`) and `approval_finished`.
 
-CONTRACT (signature fixed): `approval_finished(session, workspace_id, campaign_id, *,
-outcome, comments, actor, now)` is called by the approvals domain when the current round's
-request ends: `approved` -> the campaign goes in_review -> approved; `rejected` or
-`changes_requested` -> back to draft, with the comments recorded in the audit event (the
-review history is the approval requests plus the audit trail). Each transition is audited.
+`approval_finished(session, workspace_id, campaign_id, *, outcome, comments, actor, now)` is
+called by the approvals domain when the current round's request ends: `approved` -> the
+campaign goes in_review -> approved; `rejected` or `changes_requested` -> back to draft,
+with the comments recorded in the audit event (the review history is the approval requests
+plus the audit trail). Each transition is audited.
 
-The table below is the only statement of which action moves which status where: the
-endpoints, the launch machinery's internal moves and the 409 problem's `allowed` list all
-read it, so they cannot disagree.
+The table below is the only statement of which action moves which status where, and
+`apply` the only code that writes a status: the endpoints, the lifecycle's moves (schedule,
+launch, pause, resume, cancel, complete) and the 409 problem's `allowed` list all go
+through it, so they cannot disagree (tests/test_architecture.py checks that nothing else
+assigns `.status` of a campaign).
 """
 
 from __future__ import annotations
@@ -117,15 +120,14 @@ async def apply(
         changes=audit.diff({"status": before}, {"status": transition.target}),
         data=data,
     )
-    await emit_status_changed(session, campaign, before, now)
+    await _emit_status_changed(session, campaign, before, now)
     await session.flush()
 
 
-async def emit_status_changed(
+async def _emit_status_changed(
     session: AsyncSession, campaign: Campaign, before: str, now: datetime
 ) -> None:
-    """`campaign.status_changed`, in the transaction of the move (every status move calls
-    this: `apply` here, and the launch machinery's own moves)."""
+    """`campaign.status_changed`, in the transaction of the move (`apply` calls it)."""
     if before == campaign.status:
         return
     data = CampaignStatusChanged(

@@ -95,6 +95,18 @@ class ContactRepository(WorkspaceRepository[Contact]):
         result = await self.session.execute(statement)
         return result.scalar_one_or_none()
 
+    async def live_id_by(self, key: str, value: uuid.UUID | str) -> uuid.UUID | None:
+        """The id of the live (not erased) contact whose `key` (id, external_id or a
+        normalised email) is `value`."""
+        column = {"id": Contact.id, "external_id": Contact.external_id, "email": Contact.email}
+        statement = select(Contact.id).where(
+            Contact.workspace_id == self.workspace_id,
+            Contact.erased_at.is_(None),
+            column[key] == value,
+        )
+        found: uuid.UUID | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return found
+
     async def search(self, params: PageParams, filters: ContactFilters) -> PageResult[Contact]:
         conditions: list[ColumnElement[bool]] = [Contact.erased_at.is_(None)]
         if filters.email is not None:

@@ -15,6 +15,7 @@ from app.contacts.repository import ContactFilters, ContactRepository, UpsertRes
 from app.contacts.schemas import ContactCreate, ContactUpdate, ContactUpsert
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
+from app.core.normalize import normalize_email
 from app.core.pagination import PageParams, PageResult
 
 
@@ -40,6 +41,16 @@ async def get_contact(
     if contact is None:
         raise NotFound(f"No contact with id {contact_id}.")
     return contact
+
+
+async def live_contact_id(
+    session: AsyncSession, workspace_id: uuid.UUID, key: str, value: uuid.UUID | str
+) -> uuid.UUID | None:
+    """The live contact identified by `key` ("id", "external_id" or "email", normalised
+    here), or None."""
+    if key == "email":
+        value = normalize_email(str(value))
+    return await ContactRepository(session, workspace_id).live_id_by(key, value)
 
 
 async def list_contacts(

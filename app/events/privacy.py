@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.models import Contact
 from app.contacts.privacy.schemas import EventRecord
-from app.contacts.privacy.sections import ErasureContext
 from app.events.repository import EventRepository
+
+if TYPE_CHECKING:
+    from app.contacts.models import Contact
+    from app.contacts.privacy.sections import ErasureContext
 
 
 async def export_section(

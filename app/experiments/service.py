@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.campaigns import service as campaigns
-from app.campaigns.models import Campaign
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.experiments import stats
-from app.experiments.models import ExperimentDeclaration, ExperimentSetting
 from app.experiments.repository import (
     DeclarationRepository,
     ExperimentRepository,
@@ -44,7 +42,11 @@ from app.outbox.emit import emit
 from app.sequences import service as sequences
 from app.sequences.definition import SendStep
 from app.sequences.engine.versions import parsed
-from app.sequences.repository import SequenceVersionRepository
+from app.sequences.enrollments.service import version_by_id
+
+if TYPE_CHECKING:
+    from app.campaigns.models import Campaign
+    from app.experiments.models import ExperimentDeclaration, ExperimentSetting
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SAMPLE = 100
@@ -230,9 +232,8 @@ async def _context(
 async def _version(session: AsyncSession, workspace_id: uuid.UUID, campaign: Campaign) -> Any:
     """The version the campaign enrolls on: pinned at launch, else the one it names (or the
     sequence's latest published); None when there is none yet."""
-    versions = SequenceVersionRepository(session, workspace_id)
     if campaign.sequence_version_id is not None:
-        return await versions.get(campaign.sequence_version_id)
+        return await version_by_id(session, workspace_id, campaign.sequence_version_id)
     if campaign.sequence_id is None:
         return None
     try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic_core import to_json
@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
 from app.campaigns import service as campaigns
-from app.campaigns.models import Campaign
-from app.config import MetricsSettings, Settings
 from app.core.clock import utcnow
 from app.core.errors import NotFound, Unprocessable
 from app.metrics import cache
@@ -33,6 +31,10 @@ from app.metrics.schemas import (
     SeriesGroupBy,
 )
 from app.metrics.sql import DELTA_GROUP, METRICS
+
+if TYPE_CHECKING:
+    from app.campaigns.models import Campaign
+    from app.config import MetricsSettings, Settings
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)

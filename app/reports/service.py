@@ -10,19 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.approvals.models import ApprovalRequest
 from app.attribution.service import resolve_range
 from app.campaigns import service as campaigns
 from app.campaigns import spend
-from app.campaigns.models import Campaign
 from app.core.clock import utcnow
 from app.experiments import service as experiments
 from app.metrics import service as metrics
-from app.metrics.schemas import Figures, GroupFigures
 from app.reports import figures as calc
 from app.reports.repository import DECIDED, ReportRepository
 from app.reports.schemas import (
@@ -43,6 +40,11 @@ from app.reports.schemas import (
     StageCycle,
     StageSummary,
 )
+
+if TYPE_CHECKING:
+    from app.approvals.models import ApprovalRequest
+    from app.campaigns.models import Campaign
+    from app.metrics.schemas import Figures, GroupFigures
 
 ZERO_MONEY = Decimal("0.00")
 MAX_CAMPAIGNS = 500  # campaigns listed by the overview (one metrics read each)

@@ -4,15 +4,17 @@ export; erasure ends every membership through the journal (registered by app/wir
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.models import Contact
 from app.contacts.privacy.schemas import MembershipChangeRecord, MembershipRecord
-from app.contacts.privacy.sections import ErasureContext
 from app.segments.membership import end_memberships
 from app.segments.privacy_repository import ContactMembershipRecords
+
+if TYPE_CHECKING:
+    from app.contacts.models import Contact
+    from app.contacts.privacy.sections import ErasureContext
 
 
 async def export_section(

@@ -5,14 +5,13 @@ the rendered content and address from every message (metrics keep the rows and s
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Message
-from app.contacts.models import Contact
 from app.contacts.privacy.sections import (
     ErasureContext,
     register_erasure_step,
@@ -20,6 +19,9 @@ from app.contacts.privacy.sections import (
 )
 from app.sequences.engine.exits import exit_enrollments
 from app.sequences.models import Enrollment, EnrollmentStep
+
+if TYPE_CHECKING:
+    from app.contacts.models import Contact
 
 _ENROLLMENT_FIELDS = (
     "id",

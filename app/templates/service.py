@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.models import Contact
 from app.contacts.repository import ContactRepository
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
-from app.core.pagination import PageParams, PageResult
 from app.core.usage import users_of
 from app.templates import rendering
 from app.templates.models import Template, TemplateVersion
@@ -27,6 +25,10 @@ from app.templates.schemas import (
     TemplatePreviewRequest,
     TemplateUpdate,
 )
+
+if TYPE_CHECKING:
+    from app.contacts.models import Contact
+    from app.core.pagination import PageParams, PageResult
 
 
 @dataclass(frozen=True)

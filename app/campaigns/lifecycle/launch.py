@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,10 +32,10 @@ from app.campaigns import transitions
 from app.campaigns.lifecycle.repository import (
     cancel_pending,
     complete_check_at,
+    count_rows,
     ensure_action,
     lock_campaign,
 )
-from app.campaigns.models import Campaign
 from app.contacts.consent.service import reachable
 from app.core.errors import FieldError, Unprocessable
 from app.outbox import emit
@@ -43,8 +43,11 @@ from app.outbox.catalogue import CampaignLaunched
 from app.segments.membership import members_of_any
 from app.sequences.engine.exits import cancel_campaign, pause_campaign, resume_campaign
 from app.sequences.enrollments.service import enroll_count, version_by_id
-from app.sequences.models import SequenceVersion
 from app.sequences.service import version_for_enrollment
+
+if TYPE_CHECKING:
+    from app.campaigns.models import Campaign
+    from app.sequences.models import SequenceVersion
 
 Overdue = Literal["send_now", "skip"]
 
@@ -167,6 +170,12 @@ async def audience(session: AsyncSession, campaign: Campaign, now: datetime) -> 
     includes = [uuid.UUID(str(item)) for item in campaign.include_segments or []]
     members = await members_of_any(session, campaign.workspace_id, includes) if includes else None
     return await eligible(session, campaign, members)
+
+
+async def audience_size(session: AsyncSession, campaign: Campaign, now: datetime) -> int:
+    """How many contacts the launch would enroll now (one COUNT over `audience`)."""
+    contacts = await audience(session, campaign, now)
+    return await count_rows(session, contacts)
 
 
 # -- shared with the trigger sweep -----------------------------------------------------------

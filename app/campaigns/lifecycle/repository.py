@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,12 @@ class Leased:
 
 def complete_check_at(now: datetime) -> datetime:
     return now + COMPLETE_EVERY
+
+
+async def count_rows(session: AsyncSession, query: Select[Any]) -> int:
+    """How many rows a SELECT (an audience of contact ids) returns."""
+    statement = select(func.count()).select_from(query.subquery())
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def lock_campaign(session: AsyncSession, campaign: Campaign) -> Campaign:

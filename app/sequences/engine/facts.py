@@ -8,16 +8,18 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.consent.addresses import contact_addresses, lenient_hash
-from app.contacts.models import Contact
-from app.sequences.engine.repository import EngineRepository
-from app.sequences.engine.versions import ParsedVersion
 from app.templates.models import TemplateVersion
+
+if TYPE_CHECKING:
+    from app.contacts.models import Contact
+    from app.sequences.engine.repository import EngineRepository
+    from app.sequences.engine.versions import ParsedVersion
 
 _TEMPLATE_CACHE_SIZE = 1024
 _templates: OrderedDict[uuid.UUID, tuple[str, dict[str, Any]]] = OrderedDict()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.channels.tracking import message_links
-from app.config import Settings
-from app.contacts.models import Contact
 from app.templates.rendering import RenderContext, RenderError, render
 from app.templates.service import contact_fields
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.contacts.models import Contact
 
 
 @dataclass

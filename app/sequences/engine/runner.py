@@ -13,12 +13,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
-from app.contacts.models import Contact
 from app.core.ids import new_id
 from app.segments.compiler import CompileContext
 from app.segments.membership import note_contacts_changed, referenced_segments
@@ -32,13 +30,17 @@ from app.sequences.definition import (
     WaitStep,
     WebhookStep,
 )
-from app.sequences.engine.facts import BatchFacts
 from app.sequences.engine.render import RenderedMessage, render_message
-from app.sequences.engine.repository import EngineRepository
 from app.sequences.engine.timing import cap_release, contact_zone, next_opening, wait_until
 from app.sequences.engine.variants import pick_variant
-from app.sequences.engine.versions import ParsedVersion
-from app.sequences.models import Enrollment
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.contacts.models import Contact
+    from app.sequences.engine.facts import BatchFacts
+    from app.sequences.engine.repository import EngineRepository
+    from app.sequences.engine.versions import ParsedVersion
+    from app.sequences.models import Enrollment
 
 MAX_STEPS_PER_PASS = 50
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.models import Contact
+from app.contacts.service import live_contact_id
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.ids import new_id
-from app.core.normalize import normalize_email
-from app.core.pagination import PageParams, PageResult
 from app.outbox import emit
 from app.outbox.catalogue import EnrollmentStarted
 from app.sequences.engine.emissions import started_data, started_rows
@@ -29,8 +27,11 @@ from app.sequences.enrollments.repository import (
     VersionLookup,
     live_state_at,
 )
-from app.sequences.enrollments.schemas import EnrollmentCreate
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
+
+if TYPE_CHECKING:
+    from app.core.pagination import PageParams, PageResult
+    from app.sequences.enrollments.schemas import EnrollmentCreate
 
 
 @dataclass(frozen=True)
@@ -268,20 +269,14 @@ async def _version(
 async def _contact_id(
     session: AsyncSession, workspace_id: uuid.UUID, body: EnrollmentCreate
 ) -> uuid.UUID:
-    statement = select(Contact.id).where(
-        Contact.workspace_id == workspace_id, Contact.erased_at.is_(None)
-    )
+    value: uuid.UUID | str
     if body.contact_id is not None:
-        statement, pointer = statement.where(Contact.id == body.contact_id), "/contact_id"
+        key, value, pointer = "id", body.contact_id, "/contact_id"
     elif body.external_id is not None:
-        statement, pointer = (
-            statement.where(Contact.external_id == body.external_id),
-            "/external_id",
-        )
+        key, value, pointer = "external_id", body.external_id, "/external_id"
     else:
-        email = normalize_email(str(body.email))
-        statement, pointer = statement.where(Contact.email == email), "/email"
-    found = (await session.execute(statement)).scalar_one_or_none()
+        key, value, pointer = "email", str(body.email), "/email"
+    found = await live_contact_id(session, workspace_id, key, value)
     if found is None:
         raise _invalid("No such contact in this workspace.", pointer)
     return found

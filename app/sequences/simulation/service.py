@@ -14,14 +14,13 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Message
-from app.config import Settings
 from app.contacts.models import Contact
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable
@@ -51,6 +50,9 @@ from app.sequences.simulation.schemas import (
     SimulationRequest,
 )
 from app.sequences.validation import parse_definition
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 MAX_PASSES = 500
 PREVIEW_CHARS = 500

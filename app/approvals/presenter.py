@@ -1,16 +1,17 @@
 """Requests as reviewers see them: the round's stages and decisions plus the campaign's
-context (objective, owner, budget, channels, dates, audience, sequence), loaded in a few
-batched queries for a whole page."""
+context (objective, owner, budget, channels, dates, audience, sequence), assembled from a
+few batched reads for a whole page (the reads: `context_repository.py`)."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.approvals.context_repository import ReviewContextReads
 from app.approvals.models import ApprovalDecision, ApprovalRequest
 from app.approvals.repository import CampaignLookup, DecisionRepository
 from app.approvals.schemas import (
@@ -21,39 +22,13 @@ from app.approvals.schemas import (
     SequenceRef,
     StageOut,
 )
-from app.campaigns.models import Campaign
-from app.segments.models import Segment
-from app.sequences.models import Sequence as SequenceModel
-from app.workspaces.models import Member
+
+if TYPE_CHECKING:  # read through CampaignLookup (a repository); only named here
+    from app.campaigns.models import Campaign
 
 
 def _ids(values: Sequence[object]) -> list[uuid.UUID]:
     return [uuid.UUID(str(v)) for v in values]
-
-
-async def _names(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    model: type[Segment] | type[SequenceModel] | type[Member],
-    ids: set[uuid.UUID],
-) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    statement = select(model.id, model.name).where(
-        model.workspace_id == workspace_id, model.id.in_(ids)
-    )
-    return {row.id: row.name for row in await session.execute(statement)}
-
-
-async def _segment_counts(
-    session: AsyncSession, workspace_id: uuid.UUID, ids: set[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    if not ids:
-        return {}
-    statement = select(Segment.id, Segment.member_count).where(
-        Segment.workspace_id == workspace_id, Segment.id.in_(ids)
-    )
-    return {row.id: row.member_count for row in await session.execute(statement)}
 
 
 class _Context:
@@ -114,11 +89,13 @@ async def _context(
     segment_ids = {i for c in campaigns for i in _ids([*c.include_segments, *c.exclude_segments])}
     sequence_ids = {c.sequence_id for c in campaigns if c.sequence_id is not None}
     owner_ids = {c.owner_member_id for c in campaigns if c.owner_member_id is not None}
+    reads = ReviewContextReads(session, workspace_id)
+    segments = await reads.segments(segment_ids)
     return _Context(
-        await _names(session, workspace_id, Segment, segment_ids),
-        await _segment_counts(session, workspace_id, segment_ids),
-        await _names(session, workspace_id, SequenceModel, sequence_ids),
-        await _names(session, workspace_id, Member, owner_ids),
+        {id_: name for id_, (name, _) in segments.items()},
+        {id_: count for id_, (_, count) in segments.items()},
+        await reads.sequence_names(sequence_ids),
+        await reads.member_names(owner_ids),
     )
 
 
