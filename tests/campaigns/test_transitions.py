@@ -59,7 +59,9 @@ async def test_illegal_transition_is_409_with_allowed_list(
     response = await client.post(url, json=body, headers=tenant.headers)
     assert response.status_code == 409, response.text
     problem = response.json()
-    assert problem["status"] == status
+    # RFC 9457: `status` is the HTTP status; the campaign's own is `current_status`.
+    assert problem["status"] == 409
+    assert problem["current_status"] == status
     assert set(problem["allowed"]) == ALLOWED[status]
     assert status in problem["detail"]
     after = await client.get(f"/v1/campaigns/{created['id']}", headers=tenant.headers)
