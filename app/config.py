@@ -54,6 +54,24 @@ class WorkerSettings(BaseModel):
     max_jobs: int = Field(50, ge=1)
     job_timeout_seconds: int = Field(300, ge=1)
     queue_name: str = "herald:queue"
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM/SIGINT, how long running jobs may finish before they are "
+        "cancelled (and re-queued); 0 cancels them at once",
+    )
+    outage_retry_max_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest back-off between retries of a job that found PostgreSQL or "
+        "Redis unavailable (0.5 s, doubling up to this)",
+    )
+    max_tries: int = Field(
+        1000,
+        ge=1,
+        description="Runs of one job before arq gives up; each outage back-off is one",
+    )
 
 
 class IdempotencySettings(BaseModel):

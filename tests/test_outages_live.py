@@ -29,11 +29,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
+from arq.jobs import JobStatus
 
 from app.config import async_database_url
 from app.core.db import create_engine, create_session_factory
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.migrate import upgrade
+from tests.fixtures.processes import PROBE, WorkerEnv, WorkerProcess, arq_pool, wait_for_key
 from tests.fixtures.tenants import Tenant, make_tenant
 
 pytestmark = pytest.mark.slow
@@ -274,3 +277,66 @@ def test_redis_stop_and_start_under_load_answer_only_2xx_or_503(stack: Stack, se
     assert load.unavailable() > 0
     assert all(seconds < RECOVERY_SECONDS for seconds in recoveries.values()), recoveries
     assert serve.terminate() == 0, serve.log_path.read_text()[-4000:]
+
+
+async def _runs(pool: ArqRedis, marker: str) -> int:
+    return int(await pool.get(f"{marker}:runs") or 0)
+
+
+async def _until_runs(pool: ArqRedis, marker: str, worker: WorkerProcess) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        assert worker.process.poll() is None, worker.output()
+        if await _runs(pool, marker):
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the job did not run within 30 s: {worker.output()[-3000:]}")
+
+
+def test_a_worker_rides_out_postgres_and_redis_outages(stack: Stack, tmp_path: Path) -> None:
+    """A job that meets a PostgreSQL outage backs off and runs once the server is back (within
+    5 s), exactly once; a Redis outage pauses the worker instead of ending it; the worker logs
+    each outage once (start and end), not a traceback per job."""
+    env = WorkerEnv(stack.database_url, stack.redis_url, f"herald:test:{uuid.uuid4().hex[:8]}")
+    worker = WorkerProcess(env, tmp_path / "worker.log", PROBE)
+    resumed: dict[str, float] = {}
+
+    async def scenario() -> tuple[int, int, JobStatus]:
+        pool = await arq_pool(env)
+        try:
+            await wait_for_key(pool, f"{env.queue}:health-check", worker)
+            # PostgreSQL stops; a job is queued meanwhile and keeps meeting the outage.
+            await asyncio.to_thread(stack.postgres.pg_ctl, "stop", "-m", "immediate")
+            during_pg = uuid.uuid4().hex
+            job = await pool.enqueue_job("database_job", during_pg)
+            assert job is not None
+            await asyncio.sleep(3.0)  # several retries' worth of outage
+            assert await _runs(pool, during_pg) == 0
+            await asyncio.to_thread(stack.postgres.pg_ctl, "restart", "-m", "fast")
+            resumed["postgres"] = await _until_runs(pool, during_pg, worker)
+            # Redis stops under the worker's polling loop, then comes back.
+            await asyncio.to_thread(stack.redis.stop)
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(stack.redis.start)
+            after_redis = uuid.uuid4().hex
+            await pool.enqueue_job("database_job", after_redis)
+            resumed["redis"] = await _until_runs(pool, after_redis, worker)
+            await asyncio.sleep(2.0)  # a doubled run would show by now
+            return await _runs(pool, during_pg), await _runs(pool, after_redis), await job.status()
+        finally:
+            await pool.aclose()
+
+    try:
+        runs_pg, runs_redis, status = asyncio.run(scenario())
+        exit_status, _ = worker.stop()
+    finally:
+        worker.kill()
+    log = worker.output()
+    assert (runs_pg, runs_redis) == (1, 1), log[-3000:]
+    assert status == JobStatus.complete
+    assert resumed["postgres"] < RECOVERY_SECONDS, resumed
+    assert resumed["redis"] < RECOVERY_SECONDS, resumed
+    assert log.count('"storage_unavailable"') == 2, log[-3000:]  # one per outage
+    assert log.count('"storage_recovered"') == 2, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert exit_status == 0, log[-3000:]
