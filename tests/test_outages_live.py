@@ -201,7 +201,7 @@ class Load:
             recent = [a for a in self.answers if a.at > since]
             ok_paths = {a.path for a in recent if 200 <= a.status < 300}
             if {"/v1/contacts?limit=5", "/v1/contacts", "/v1/workspace", "/readyz"} <= ok_paths:
-                return min(a.at for a in recent if 200 <= a.status < 300) - since
+                return time.monotonic() - since
             await asyncio.sleep(0.05)
         raise AssertionError("the API did not recover within 30 s")
 
@@ -252,6 +252,7 @@ def test_postgres_restart_and_stop_under_load_answer_only_2xx_or_503(
         await _settle(0.5)
 
     asyncio.run(load.run_while(scenario))
+    print(f"postgres: {len(load.answers)} answers, recovery {recoveries}, {load.summary()}")
     assert load.unexpected() == [], load.summary() + serve.log_path.read_text()[-3000:]
     assert load.unavailable() > 0  # the outage was seen
     assert len(load.answers) > 200
@@ -273,6 +274,7 @@ def test_redis_stop_and_start_under_load_answer_only_2xx_or_503(stack: Stack, se
         await _settle(0.5)
 
     asyncio.run(load.run_while(scenario))
+    print(f"redis: {len(load.answers)} answers, recovery {recoveries}, {load.summary()}")
     assert load.unexpected() == [], load.summary() + serve.log_path.read_text()[-3000:]
     assert load.unavailable() > 0
     assert all(seconds < RECOVERY_SECONDS for seconds in recoveries.values()), recoveries
@@ -332,6 +334,7 @@ def test_a_worker_rides_out_postgres_and_redis_outages(stack: Stack, tmp_path: P
     finally:
         worker.kill()
     log = worker.output()
+    print(f"worker: resumed {resumed} s after the recovery; runs {runs_pg}, {runs_redis}")
     assert (runs_pg, runs_redis) == (1, 1), log[-3000:]
     assert status == JobStatus.complete
     assert resumed["postgres"] < RECOVERY_SECONDS, resumed
