@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import uuid
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -56,6 +58,10 @@ def dev(
     raise typer.Exit(run_dev(settings, port or settings.port, data_dir or Path(settings.data_dir)))
 
 
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    """Installed under uvicorn's own handlers; only runs for the re-raised stop signal."""
+
+
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
@@ -67,6 +73,11 @@ def serve(
 
     settings = load_settings()
     _database_url(settings)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again against
+    # the handler it found, so the default one would end us with -15 after a clean stop.
+    # A stop that was asked for and completed is a success: exit 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _ignore_signal)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

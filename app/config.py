@@ -23,6 +23,26 @@ class HttpSettings(BaseModel):
     max_upload_bytes: int = Field(52_428_800, ge=1024, description="File upload body limit")
     rate_limit_per_minute: int = Field(1200, ge=1, description="Requests per API key per minute")
     docs_enabled: bool = True
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (CORS), e.g. "
+        '`["https://app.example.com"]`, or `["*"]` for any; empty (default): no CORS headers',
+    )
+    cors_max_age_seconds: int = Field(
+        600, ge=0, le=86_400, description="How long browsers may cache a CORS preflight answer"
+    )
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            is_origin = parts.scheme in ("http", "https") and parts.netloc and not parts.path
+            if origin != "*" and not (is_origin and not parts.query and not parts.fragment):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path (or `*`)"
+                )
+        return origins
 
 
 class LoggingSettings(BaseModel):
@@ -34,6 +54,24 @@ class WorkerSettings(BaseModel):
     max_jobs: int = Field(50, ge=1)
     job_timeout_seconds: int = Field(300, ge=1)
     queue_name: str = "herald:queue"
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM/SIGINT, how long running jobs may finish before they are "
+        "cancelled (and re-queued); 0 cancels them at once",
+    )
+    outage_retry_max_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest back-off between retries of a job that found PostgreSQL or "
+        "Redis unavailable (0.5 s, doubling up to this)",
+    )
+    max_tries: int = Field(
+        1000,
+        ge=1,
+        description="Runs of one job before arq gives up; each outage back-off is one",
+    )
 
 
 class IdempotencySettings(BaseModel):

@@ -41,6 +41,19 @@ class EmbeddedPostgres:
             self._server.psql(f'CREATE DATABASE "{name}";')
         return str(self._server.get_uri(name))
 
+    def pg_ctl(self, *arguments: str, timeout_seconds: float = 60.0) -> None:
+        """Run `pg_ctl -w <arguments>` on this server (outage tests restart and stop it;
+        `restart` also starts a stopped server with its original options)."""
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # generated
+
+        assert self._server is not None, "not started"
+        pg_ctl(
+            ["-w", *arguments],
+            pgdata=self._server.pgdata,
+            user=self._server.system_user,
+            timeout=timeout_seconds,
+        )
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()

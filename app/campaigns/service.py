@@ -245,7 +245,8 @@ async def update_campaign(
     _refuse_nulls(body)
     if campaign.status == "archived":
         raise Conflict(
-            "An archived campaign is read-only.", extra={"status": "archived", "allowed": []}
+            "An archived campaign is read-only.",
+            extra={"current_status": "archived", "allowed": []},
         )
     before = editable_state(campaign)
     fields = set(body.model_fields_set)
@@ -259,7 +260,7 @@ async def update_campaign(
             f"A {campaign.status} campaign's content cannot change (fields: "
             f"{', '.join(content)}); only {', '.join(sorted(METADATA_FIELDS))} can.",
             extra={
-                "status": campaign.status,
+                "current_status": campaign.status,
                 "allowed": transitions.allowed_actions(campaign.status),
             },
         )

@@ -47,7 +47,8 @@ async def record_spend(
     campaign = await CampaignRepository(session, workspace_id).locked_or_404(campaign_id)
     if campaign.status == "archived":
         raise Conflict(
-            "An archived campaign is read-only.", extra={"status": "archived", "allowed": []}
+            "An archived campaign is read-only.",
+            extra={"current_status": "archived", "allowed": []},
         )
     if campaign.budget_currency is None:
         raise Unprocessable(

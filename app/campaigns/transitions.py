@@ -87,7 +87,7 @@ def check(campaign: Campaign, action: str) -> Transition:
         raise Conflict(
             f"Cannot {action.replace('_', ' ')} a campaign that is {campaign.status}; "
             f"allowed from {campaign.status}: {listed}.",
-            extra={"status": campaign.status, "allowed": allowed},
+            extra={"current_status": campaign.status, "allowed": allowed},
         )
     return transition
 

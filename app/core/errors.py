@@ -142,6 +142,12 @@ _GENERIC_BY_STATUS: dict[int, tuple[str, str]] = {
 }
 
 
+# Members with fixed meanings: RFC 9457's own, plus Herald's `request_id` and `errors`.
+RESERVED_MEMBERS = frozenset(
+    {"type", "title", "status", "detail", "instance", "request_id", "errors"}
+)
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -153,6 +159,11 @@ def problem_response(
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     default_slug, default_title = _GENERIC_BY_STATUS.get(status, ("error", "Error"))
+    clashing = RESERVED_MEMBERS.intersection(extra or {})
+    if clashing:
+        # RFC 9457 gives these members fixed meanings (`status` is the HTTP status code);
+        # domain data goes in members of its own (e.g. a campaign's `current_status`).
+        raise ValueError(f"problem extension members clash with RFC 9457: {sorted(clashing)}")
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + (slug or default_slug),
         "title": title or default_title,

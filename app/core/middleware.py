@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 import structlog
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import FieldError, problem_response
 from app.core.observability import HTTP_LATENCY, HTTP_REQUESTS
+from app.core.outages import RETRY_AFTER_SECONDS, is_outage
 from app.core.request_context import set_request_id
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -36,13 +36,14 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 def _unhandled_problem(exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        # The database connection broke mid-request (server restart, network): the pool has
-        # been invalidated and a retry gets a fresh connection.
+    if is_outage(exc):
+        # PostgreSQL or Redis unreachable, restarting, or the connection broke mid-request:
+        # retryable, and a broken pool connection has been invalidated (the retry gets a
+        # fresh one).
         return problem_response(
             503,
-            "The database connection was lost; retry the request.",
-            headers={"Retry-After": "1"},
+            "A storage service (database or Redis) is unavailable; retry the request.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return problem_response(
         500, "An unexpected error occurred. Quote the request_id when reporting it."
@@ -78,8 +79,12 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            # Last line of defence: log the internals, answer a bare 500 problem.
-            log.exception("unhandled_error")
+            # Last line of defence: log the internals, answer a bare 500 problem (or 503 for
+            # an outage, logged without the traceback: one line per request is enough).
+            if is_outage(exc):
+                log.warning("storage_unavailable", error=f"{type(exc).__name__}: {exc}")
+            else:
+                log.exception("unhandled_error")
             if status_holder["started"]:
                 raise
             await _unhandled_problem(exc)(scope, receive, send_with_id)

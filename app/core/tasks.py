@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import transaction
 from app.core.observability import record_job
+from app.core.outages import is_outage
 from app.core.worker_context import WorkerContext
 
 P = ParamSpec("P")
@@ -36,7 +37,9 @@ def counted(
         typed = cast(WorkerContext, ctx)
         try:
             result = await func(ctx, *args, **kwargs)
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # retried, and logged once per outage (app/worker/resilience.py)
             await record_job(typed["redis"], func.__name__, "failed")
             log.exception("job_failed", function=func.__name__)
             raise

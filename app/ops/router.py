@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.core.errors import ServiceUnavailable
 from app.core.observability import refresh_job_metrics
 from app.core.openapi import problem_responses
+from app.core.outages import RETRY_AFTER_SECONDS
 from app.core.state import app_state
 
 router = APIRouter(tags=["Operations"])
@@ -69,6 +70,7 @@ async def readyz(request: Request) -> Health:
         raise ServiceUnavailable(
             f"Not ready: {', '.join(failing)} unreachable.",
             extra={"checks": {name: ("down" if name in failing else "ok") for name in checks}},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return Health(status="ok", checks=dict.fromkeys(checks, "ok"))
 

@@ -26,6 +26,12 @@ from app.sequences import tasks as sequences_tasks
 from app.webhooks import tasks as webhooks_tasks
 from app.wiring import wire
 from app.worker.housekeeping import purge_idempotency_keys
+from app.worker.resilience import (
+    OutageLog,
+    ResilientWorker,
+    resilient_cron_jobs,
+    resilient_functions,
+)
 
 # Workers publish and subscribe like the API does: the same subscriptions in every process.
 wire()
@@ -89,7 +95,16 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "max_jobs": settings.worker.max_jobs,
         "poll_delay": 0.1,  # a deferred engine batch starts within 100 ms of its time
         "job_timeout": settings.worker.job_timeout_seconds,
+        # Each outage back-off is a try (app/worker/resilience.py): allow enough for a long one.
+        "max_tries": settings.worker.max_tries,
         "handle_signals": True,
+        # SIGTERM/SIGINT: take no new job, let running ones finish within the grace period
+        # (their outcomes recorded as usual), then cancel the rest (arq re-queues them) and
+        # exit 0. Without it arq cancels running jobs at once.
+        "job_completion_wait": settings.worker.shutdown_grace_seconds,
     }
     options.update(overrides)
-    return Worker(**options)
+    outages, cap = OutageLog(), settings.worker.outage_retry_max_seconds
+    options["functions"] = resilient_functions(options["functions"], outages, cap)
+    options["cron_jobs"] = resilient_cron_jobs(options["cron_jobs"] or [], outages, cap)
+    return ResilientWorker(**options, outages=outages, outage_cap_seconds=cap)

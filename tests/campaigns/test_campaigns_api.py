@@ -268,7 +268,8 @@ async def test_content_edit_of_a_live_or_finished_campaign_is_409(
     url = f"/v1/campaigns/{created['id']}"
     refused = await client.patch(url, json={"channels": ["sms"]}, headers=tenant.headers)
     assert refused.status_code == 409
-    assert refused.json()["status"] == status
+    assert refused.json()["status"] == 409
+    assert refused.json()["current_status"] == status
     assert "channels" in refused.json()["detail"]
     renamed = await client.patch(
         url, json={"name": "Y", "description": "d"}, headers=tenant.headers

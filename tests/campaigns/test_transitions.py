@@ -59,7 +59,9 @@ async def test_illegal_transition_is_409_with_allowed_list(
     response = await client.post(url, json=body, headers=tenant.headers)
     assert response.status_code == 409, response.text
     problem = response.json()
-    assert problem["status"] == status
+    # RFC 9457: `status` is the HTTP status; the campaign's own is `current_status`.
+    assert problem["status"] == 409
+    assert problem["current_status"] == status
     assert set(problem["allowed"]) == ALLOWED[status]
     assert status in problem["detail"]
     after = await client.get(f"/v1/campaigns/{created['id']}", headers=tenant.headers)
@@ -306,3 +308,21 @@ async def test_cancel_a_scheduled_campaign(
     assert cancelled.json()["finished_at"] is not None
     assert (await actions(session_factory, created["id"]))[-1] == "campaign.cancelled"
     assert len(await audit_rows(session_factory, created["id"], "campaign.cancelled")) == 1
+
+
+async def test_archived_campaign_conflicts_keep_the_numeric_status(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
+) -> None:
+    """Observed: 409s put the campaign's status string in RFC 9457's `status` member."""
+    created = await create(client, tenant, {"name": "X"})
+    await force_status(session_factory, created["id"], "archived")
+    url = f"/v1/campaigns/{created['id']}"
+    spend = {"amount": "1.00", "currency": "EUR", "date": "2026-12-02", "channel": "email"}
+    for response in (
+        await client.patch(url, json={"name": "Y"}, headers=tenant.headers),
+        await client.post(f"{url}/spend", json=spend, headers=tenant.headers),
+    ):
+        assert response.status_code == 409, response.text
+        problem = response.json()
+        assert (problem["status"], problem["current_status"]) == (409, "archived")
+        assert problem["allowed"] == []

@@ -144,3 +144,14 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
     replaced = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert replaced.headers["x-request-id"] != "bad id\twith spaces"
     assert len(replaced.headers["x-request-id"]) == 32
+
+
+def test_extension_members_cannot_replace_rfc_9457_members() -> None:
+    """Observed: a 409 put the campaign's status string in `status`, which RFC 9457 reserves
+    for the numeric HTTP status; every producer goes through `problem_response`."""
+    from app.core.errors import problem_response
+
+    with pytest.raises(ValueError, match="status"):
+        problem_response(409, "Cannot launch.", extra={"status": "running"})
+    fine = problem_response(409, "Cannot launch.", extra={"current_status": "running"})
+    assert b'"status":409' in fine.body
