@@ -6,11 +6,13 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.devstate import DevState, read_state, write_state
 
 runner = CliRunner()
 
@@ -27,13 +29,43 @@ def test_invalid_configuration_is_a_clear_message() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_missing_database_url_is_refused() -> None:
+def test_missing_database_url_is_refused(tmp_path: Path) -> None:
+    """Long-running processes never start an embedded server of their own, and production
+    never falls back to one."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HERALD_DATABASE_URL"}}
+    env["HERALD_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL is not set and herald dev is not running" in result.stderr
+    env.update(HERALD_ENVIRONMENT="production", HERALD_CHANNELS__TRACKING_SECRET="x" * 32)
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "migrate"], capture_output=True, text=True, env=env
     )
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
+    assert not (tmp_path / "postgres").exists()
+
+
+def test_a_stale_dev_state_file_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `herald dev` killed with -9 leaves dev.json behind; its dead pid makes it void."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_state(
+        tmp_path, DevState("postgresql://x@/db", "redis://127.0.0.1:1/0", "http://x", dead.pid)
+    )
+    assert read_state(tmp_path) is None
+    write_state(
+        tmp_path, DevState("postgresql://x@/db", "redis://127.0.0.1:1/0", "http://x", os.getpid())
+    )
+    assert read_state(tmp_path) == DevState(
+        "postgresql://x@/db", "redis://127.0.0.1:1/0", "http://x", os.getpid()
+    )
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path))
+    shown = runner.invoke(cli, ["env"])
+    assert shown.exit_code == 0
+    assert "export DATABASE_URL=postgresql://x@/db" in shown.output
 
 
 @pytest.mark.usefixtures("app")
