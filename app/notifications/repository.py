@@ -62,7 +62,7 @@ _FAILING_CAMPAIGNS = text(
       )
     GROUP BY e.workspace_id, e.campaign_id, c.name, c.owner_member_id
     HAVING count(*) FILTER (WHERE m.status = 'failed') >= :min_failed
-       AND count(*) FILTER (WHERE m.status = 'failed') >= :min_share * count(*)
+       AND count(*) FILTER (WHERE m.status = 'failed') >= CAST(:min_share AS float8) * count(*)
     ORDER BY e.campaign_id
     LIMIT :limit
     """

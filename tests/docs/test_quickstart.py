@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 
 import httpx
 from sqlalchemy import select
@@ -44,16 +42,6 @@ async def worker_catches_up(state: AppState, settings: Settings) -> None:
         async with transaction(state.session_factory, state.queue) as session:
             enqueue(session, task, job_key=(uuid.uuid4(),))
         await support.run_jobs(settings)
-
-
-def emails(sink: SmtpSink) -> list[EmailMessage]:
-    found = []
-    for envelope in sink.received:
-        assert isinstance(envelope.content, bytes)
-        mail = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        found.append(mail)
-    return found
 
 
 async def test_the_quickstart_runs_as_written(
@@ -96,7 +84,7 @@ async def test_the_quickstart_runs_as_written(
     # Three days of silence: Grace gets the nudge, Ada (who replied) does not.
     clock.advance(timedelta(days=3, minutes=1))
     await worker_catches_up(state, worker)
-    recipients = [mail["To"] for mail in emails(smtp_sink)]
+    recipients = [mail["To"] for mail in smtp_sink.emails()]
     assert sorted(recipients) == ["ada@example.com", "grace@example.com", "grace@example.com"]
     async with state.session_factory() as session:
         states = {
@@ -119,7 +107,7 @@ async def launched_and_sent(
     """Step 8's promises: running, two emails caught, each with a tracked link that works."""
     campaign = await client.get(f"/v1/campaigns/{variables['CAMPAIGN_ID']}", headers=tenant.headers)
     assert campaign.json()["status"] == "running", campaign.text
-    caught = emails(sink)
+    caught = sink.emails()
     assert sorted(mail["To"] for mail in caught) == ["ada@example.com", "grace@example.com"]
     ada = next(mail for mail in caught if mail["To"] == "ada@example.com")
     assert ada["Subject"] == "Welcome, Ada"

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 
 import httpx
 from sqlalchemy import select
@@ -49,16 +47,6 @@ def with_smtp(settings: Settings, sink: SmtpSink, **notifications: object) -> Se
     )
 
 
-def mails(sink: SmtpSink) -> list[EmailMessage]:
-    found = []
-    for envelope in sink.received:
-        assert isinstance(envelope.content, bytes)
-        mail = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        found.append(mail)
-    return found
-
-
 async def audit(state: AppState, action: str) -> list[AuditEvent]:
     async with state.session_factory() as session:
         rows = await session.execute(
@@ -90,7 +78,7 @@ async def test_a_disabled_endpoint_is_emailed_to_the_owner_once(
         enqueue(session, "notify_owners_scan", job_key=(uuid.uuid4(),))
     await support.run_jobs(configured)
 
-    [mail] = mails(smtp_sink)
+    [mail] = smtp_sink.emails()
     assert smtp_sink.received[0].rcpt_tos == [OWNER]
     assert mail["Subject"] == f"Herald disabled your webhook endpoint {peer.url}"
     body = mail.get_content()
@@ -150,7 +138,7 @@ async def test_a_notice_the_provider_refuses_is_recorded_and_retried_an_hour_lat
     clock.advance(timedelta(minutes=31))
     retried = await notify_owners(state.session_factory, configured, state.http, clock.now())
     assert retried.notified == 1
-    assert [m["To"] for m in mails(smtp_sink)] == [OWNER]
+    assert [m["To"] for m in smtp_sink.emails()] == [OWNER]
 
 
 async def launch_to(
@@ -158,14 +146,24 @@ async def launch_to(
     state: AppState,
     settings: Settings,
     tenant: Tenant,
-    addresses: list[str],
+    sink: SmtpSink,
+    *,
+    good: int,
+    refused: int,
+    wait: str | None = None,
 ) -> uuid.UUID:
-    """A running campaign whose welcome emails went through `settings`' provider."""
+    """A running campaign whose welcome emails went through `settings`' SMTP server, which
+    refuses the `refused` addresses for good (550)."""
+    tag = uuid.uuid4().hex[:6]
+    addresses = [f"ok{i}-{tag}@acme.example" for i in range(good)]
+    for index in range(refused):
+        addresses.append(f"gone{index}-{tag}@acme.example")
+        sink.rcpt_replies[addresses[-1]] = "550 5.1.1 no such user"
     contacts = [await support.contact(client, tenant, email=address) for address in addresses]
     segment = await launch_support.static_segment(client, tenant, contacts)
-    sequence = await launch_support.sequence(client, tenant)
+    sequence = await launch_support.sequence(client, tenant, wait=wait)
     campaign_id = await launch_support.campaign(
-        state.session_factory, tenant, sequence, [segment], status="approved", start_at=clock.now()
+        state.session_factory, tenant, sequence, [segment], start_at=clock.now()
     )
     scheduled = await client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=tenant.headers)
     assert scheduled.status_code == 200, scheduled.text
@@ -183,18 +181,16 @@ async def test_persistently_failing_sends_are_emailed_to_the_owner(
 ) -> None:
     clock.freeze()
     configured = with_smtp(settings, smtp_sink)
-    refused = [f"gone{i}@acme.example" for i in range(5)]
-    for address in refused:
-        smtp_sink.rcpt_replies[address] = "550 5.1.1 no such user"
+    # welcome, then 25 hours later a follow-up: both fail for the five refused addresses.
     campaign_id = await launch_to(
-        client, state, configured, tenant, [*refused, "ok1@acme.example", "ok2@acme.example"]
+        client, state, configured, tenant, smtp_sink, good=2, refused=5, wait="PT25H"
     )
     assert len(smtp_sink.received) == 2  # the two good addresses
 
     report = await notify_owners(state.session_factory, configured, state.http, clock.now())
 
     assert report.notified == 1
-    notice = mails(smtp_sink)[-1]
+    notice = smtp_sink.emails()[-1]
     assert smtp_sink.received[-1].rcpt_tos == [OWNER]
     assert notice["Subject"] == "Sends of the campaign 'Launch test' are failing"
     text = notice.get_content()
@@ -204,11 +200,20 @@ async def test_persistently_failing_sends_are_emailed_to_the_owner(
     assert (notified.entity_type, notified.entity_id) == ("campaign", campaign_id)
     assert notified.data is not None
     assert notified.data["kind"] == "campaign.sends_failing"
-    # Told once a day at most, however long it keeps failing.
-    clock.advance(timedelta(hours=23))
     assert (
         await notify_owners(state.session_factory, configured, state.http, clock.now())
     ).notified == 0
+
+    # The follow-ups fail the same way 25 hours later: told again, as repeat_hours (24) allows.
+    clock.advance(timedelta(hours=25, minutes=1))
+    await support.scan(state, configured)
+    rarely = with_smtp(settings, smtp_sink, repeat_hours=48)
+    assert (
+        await notify_owners(state.session_factory, rarely, state.http, clock.now())
+    ).notified == 0
+    again = await notify_owners(state.session_factory, configured, state.http, clock.now())
+    assert again.notified == 1
+    assert len(await audit(state, "owner.notified")) == 2
 
 
 async def test_a_few_failures_among_many_sends_are_not_persistent(
@@ -218,16 +223,17 @@ async def test_a_few_failures_among_many_sends_are_not_persistent(
     tenant: Tenant,
     smtp_sink: SmtpSink,
 ) -> None:
-    """Four bad addresses: below the five failures that make sends failing."""
+    """Four bad addresses are below the five failures; five among twelve sends are below
+    half."""
     clock.freeze()
     configured = with_smtp(settings, smtp_sink)
-    refused = [f"gone{i}@acme.example" for i in range(4)]
-    for address in refused:
-        smtp_sink.rcpt_replies[address] = "550 5.1.1 no such user"
-    await launch_to(client, state, configured, tenant, [*refused, "ok@acme.example"])
-
-    report = await notify_owners(state.session_factory, configured, state.http, clock.now())
-
-    assert report.notified == 0
-    assert [m["To"] for m in mails(smtp_sink)] == ["ok@acme.example"]
+    await launch_to(client, state, configured, tenant, smtp_sink, good=1, refused=4)
+    assert (
+        await notify_owners(state.session_factory, configured, state.http, clock.now())
+    ).notified == 0
+    await launch_to(client, state, configured, tenant, smtp_sink, good=7, refused=5)
+    assert (
+        await notify_owners(state.session_factory, configured, state.http, clock.now())
+    ).notified == 0
     assert await audit(state, "owner.notified") == []
+    assert all(envelope.rcpt_tos != [OWNER] for envelope in smtp_sink.received)
