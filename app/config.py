@@ -314,7 +314,7 @@ def async_database_url(url: str) -> str:
 def redact_url(url: str) -> str:
     """A URL safe to print: the password is replaced."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:  # none, or empty (the embedded server's `postgres:@`)
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()

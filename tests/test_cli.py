@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.config import redact_url
 from app.devstate import DevState, read_state, write_state
 
 runner = CliRunner()
@@ -120,3 +121,12 @@ def test_openapi_check_detects_drift(tmp_path: object) -> None:
     written = runner.invoke(cli, ["openapi", "--output", str(stale)])
     assert written.exit_code == 0
     assert runner.invoke(cli, ["openapi", "--check", "--output", str(stale)]).exit_code == 0
+
+
+def test_printed_urls_hide_passwords_but_not_an_empty_one() -> None:
+    assert redact_url("postgresql://u:secret@db/h") == "postgresql://u:***@db/h"
+    # The embedded server's socket URL has no password: nothing to hide, nothing to imply.
+    assert (
+        redact_url("postgresql://postgres:@/herald?host=/x")
+        == "postgresql://postgres:@/herald?host=/x"
+    )
