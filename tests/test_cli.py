@@ -130,3 +130,22 @@ def test_printed_urls_hide_passwords_but_not_an_empty_one() -> None:
         redact_url("postgresql://postgres:@/herald?host=/x")
         == "postgresql://postgres:@/herald?host=/x"
     )
+
+
+@pytest.mark.usefixtures("app")
+async def test_the_dev_key_is_the_owner_s_even_when_reissued(database_url: str) -> None:
+    """`make run` prints a key bound to the owner member; a lost key's replacement is too."""
+    from app.admin import admin_session, ensure_dev_key
+    from app.workspaces import service
+
+    first, created = await ensure_dev_key(database_url, None)
+    assert created
+    assert await ensure_dev_key(database_url, first) == (first, False)
+    second, reissued = await ensure_dev_key(database_url, "hk_lost")
+    assert reissued
+    assert second != first
+    async with admin_session(database_url) as session:
+        principals = [await service.authenticate(session, token) for token in (first, second)]
+    owners = {principal.member_id for principal in principals}
+    assert len(owners) == 1
+    assert None not in owners
