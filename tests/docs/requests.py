@@ -8,6 +8,7 @@ the quickstart's copy-paste commands run as written. `$KEY` is always the test t
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jsonschema_rs
 
 from app.core.clock import utcnow
 from tests.docs.markdown import HTTP_REQUEST_LINE, Block
@@ -243,6 +245,9 @@ async def _send(
     media = response.headers.get("content-type", "")
     if status >= 400 and not media.startswith("application/problem+json"):
         raise ExampleError(f"{label}: an error answer must be problem+json, got {media}")
+    problems = schema_mismatches(request.method, request.path, response)
+    if problems:
+        raise ExampleError(f"{label}: the answer disagrees with the OpenAPI document: {problems}")
     if request.capture is not None:
         name, path = request.capture
         try:
@@ -281,3 +286,50 @@ def documented_json(block: Block) -> Any:
         return json.loads(block.text)
     except json.JSONDecodeError as error:
         raise ExampleError(f"{block.where}: the documented response is not JSON: {error}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    from app.config import Settings
+    from app.main import create_app
+
+    document: dict[str, Any] = create_app(Settings(database_url=None, redis_url=None)).openapi()
+    return document
+
+
+def _operation(method: str, path: str) -> dict[str, Any] | None:
+    """The OpenAPI operation serving `path` (literal segments beat placeholders)."""
+    candidates = []
+    for template, operations in openapi_document()["paths"].items():
+        pattern = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method.lower() in operations:
+            candidates.append((template.count("{"), operations[method.lower()]))
+    if not candidates:
+        return None
+    operation: dict[str, Any] = min(candidates, key=lambda item: item[0])[1]
+    return operation
+
+
+def schema_mismatches(method: str, path: str, response: httpx.Response) -> list[str]:
+    """What in the answer disagrees with the OpenAPI document: an undocumented status, or a
+    JSON body its documented schema rejects."""
+    operation = _operation(method, path.split("?", 1)[0])
+    if operation is None:
+        return [f"no OpenAPI operation serves {method} {path}"]
+    documented = operation.get("responses", {})
+    answer = documented.get(str(response.status_code)) or documented.get("default")
+    if answer is None:
+        return [
+            f"status {response.status_code} is not documented (documented: {sorted(documented)})"
+        ]
+    media = response.headers.get("content-type", "").split(";")[0]
+    schema = answer.get("content", {}).get(media, {}).get("schema")
+    if schema is None or not media.endswith("json"):
+        return []
+    validator = jsonschema_rs.Draft202012Validator(
+        {**schema, "components": openapi_document().get("components", {})}
+    )
+    return [
+        f"{error.instance_path}: {error.message}"
+        for error in validator.iter_errors(response.json())
+    ]

@@ -9,7 +9,14 @@ import httpx
 import pytest
 
 from tests.docs.markdown import anchors, blocks, links
-from tests.docs.requests import ExampleError, parse, run_example, shape_mismatches
+from tests.docs.requests import (
+    ExampleError,
+    openapi_document,
+    parse,
+    run_example,
+    schema_mismatches,
+    shape_mismatches,
+)
 from tests.fixtures.tenants import Tenant
 
 PAGE = """# Trying things
@@ -94,3 +101,17 @@ def test_anchors_and_links_are_read_as_github_does(tmp_path: Path) -> None:
         assert [target for _, target in links(page)] == ["#rate-limits-429", "api.md#nope"]
     finally:
         page.unlink()
+
+
+def test_an_answer_is_checked_against_the_openapi_document() -> None:
+    wrong_shape = httpx.Response(200, json={"name": "Acme"})
+    problems = schema_mismatches("GET", "/v1/workspace", wrong_shape)
+    assert any("is a required property" in problem for problem in problems), problems
+    assert schema_mismatches("GET", "/v1/workspace", httpx.Response(418, json={})) == [
+        "status 418 is not documented (documented: "
+        + str(sorted(openapi_document()["paths"]["/v1/workspace"]["get"]["responses"]))
+        + ")"
+    ]
+    assert schema_mismatches("GET", "/v1/nowhere", httpx.Response(200)) == [
+        "no OpenAPI operation serves GET /v1/nowhere"
+    ]
