@@ -84,8 +84,10 @@ async def revoke_key(
 
 async def ensure_dev_key(database_url: str, saved_key: str | None) -> tuple[str, bool]:
     """First start: create the default workspace and its admin key. Later starts: reuse the
-    saved key while it still works, else issue a fresh admin key. Returns (key, created)."""
-    from app.workspaces.repository import WorkspaceStore
+    saved key while it still works, else issue a fresh admin key, bound like the first one to
+    the (first) owner member, so the printed key always acts as the owner. Returns
+    (key, created)."""
+    from app.workspaces.repository import MemberRepository, WorkspaceStore
 
     async with admin_session(database_url) as session:
         workspace = await WorkspaceStore(session).first()
@@ -96,7 +98,14 @@ async def ensure_dev_key(database_url: str, saved_key: str | None) -> tuple[str,
             return created.key.token, True
         if saved_key and await service.verify_key(session, saved_key):
             return saved_key, False
+        owner = await MemberRepository(session, workspace.id).first_owner()
         issued = await service.issue_key(
-            session, workspace.id, ApiKeyCreate(name="herald dev admin key", scopes=["admin"])
+            session,
+            workspace.id,
+            ApiKeyCreate(
+                name="herald dev admin key",
+                scopes=["admin"],
+                member_id=owner.id if owner is not None else None,
+            ),
         )
         return issued.token, True

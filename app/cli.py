@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shlex
+import shutil
 import signal
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -13,7 +19,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from app.config import Settings, redact_url
+from app.config import Settings, async_database_url, redact_url
+from app.devstate import embedded_postgres_for_command, libpq_url, read_state
 
 cli = typer.Typer(help="Herald: campaign orchestration on Postgres + Redis.", no_args_is_help=True)
 workspaces_cli = typer.Typer(help="Create workspaces.", no_args_is_help=True)
@@ -26,8 +33,14 @@ cli.add_typer(metrics_cli, name="metrics")
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
-def load_settings() -> Settings:
-    """Settings validated up front, with a readable message instead of a traceback."""
+def load_settings(*, use_dev_state: bool = True) -> Settings:
+    """Settings validated up front, with a readable message instead of a traceback.
+
+    When `DATABASE_URL` / `REDIS_URL` are unset and `herald dev` is running, its embedded
+    servers are used (put in the environment, so child processes such as uvicorn see them too).
+    """
+    if use_dev_state:
+        _adopt_dev_servers()
     try:
         return Settings()
     except ValidationError as exc:
@@ -38,12 +51,59 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _data_dir() -> Path:
+    return Path(os.environ.get("HERALD_DATA_DIR", Settings.model_fields["data_dir"].default))
+
+
+def _adopt_dev_servers() -> None:
+    names = {
+        "database": ("DATABASE_URL", "HERALD_DATABASE_URL"),
+        "redis": ("REDIS_URL", "HERALD_REDIS_URL"),
+    }
+    if any(name in os.environ for pair in names.values() for name in pair):
+        return
+    running = read_state(_data_dir())
+    if running is not None:
+        os.environ["DATABASE_URL"] = running.database_url
+        os.environ["REDIS_URL"] = running.redis_url
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The database a one-shot command works on: `DATABASE_URL`, else the running `herald dev`'s
+    (adopted by load_settings), else the embedded PostgreSQL started for this command alone."""
+    if settings.database_url is not None:
+        yield settings.require_database_url()
+        return
+    if settings.environment == "production" or not _embedded_available():
+        typer.echo(str(_missing_database()), err=True)
+        raise typer.Exit(2)
+    data_dir = Path(settings.data_dir)
+    typer.echo(
+        f"herald dev is not running: using the embedded PostgreSQL in {data_dir / 'postgres'} "
+        "for this command.",
+        err=True,
+    )
+    with embedded_postgres_for_command(data_dir) as url:
+        yield async_database_url(url)
+
+
+def _embedded_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pgserver") is not None
+
+
+def _missing_database() -> str:
+    return "DATABASE_URL is not set and herald dev is not running (start it with `make run`)."
+
+
 def _database_url(settings: Settings) -> str:
-    try:
-        return settings.require_database_url()
-    except RuntimeError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    """For long-running processes (serve, worker): never an embedded server of their own."""
+    if settings.database_url is None:
+        typer.echo(_missing_database(), err=True)
+        raise typer.Exit(2)
+    return settings.require_database_url()
 
 
 @cli.command()
@@ -54,7 +114,13 @@ def dev(
     """Run API + worker, on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set."""
     from app.devserver import run_dev
 
-    settings = load_settings()
+    settings = load_settings(use_dev_state=False)
+    running = read_state(data_dir or Path(settings.data_dir))
+    if running is not None:
+        typer.echo(
+            f"herald dev is already running (pid {running.pid}, {running.api_url}).", err=True
+        )
+        raise typer.Exit(1)
     raise typer.Exit(run_dev(settings, port or settings.port, data_dir or Path(settings.data_dir)))
 
 
@@ -110,9 +176,9 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     from app.migrate import upgrade
 
     settings = load_settings()
-    url = _database_url(settings)
-    typer.echo(f"Migrating {redact_url(url)} to {revision}")
-    upgrade(url, revision)
+    with database_url(settings) as url:
+        typer.echo(f"Migrating {redact_url(url)} to {revision}")
+        upgrade(url, revision)
 
 
 @cli.command()
@@ -153,7 +219,8 @@ def workspaces_create(
     from app.admin import create_workspace
 
     settings = load_settings()
-    created = asyncio.run(create_workspace(_database_url(settings), name, owner_email, owner_name))
+    with database_url(settings) as url:
+        created = asyncio.run(create_workspace(url, name, owner_email, owner_name))
     typer.echo(f"workspace {created.workspace.id}\nadmin key {created.key.token}")
 
 
@@ -168,7 +235,8 @@ def keys_create(
     from app.admin import create_key
 
     settings = load_settings()
-    token = asyncio.run(create_key(_database_url(settings), workspace, name, scope, member))
+    with database_url(settings) as url:
+        token = asyncio.run(create_key(url, workspace, name, scope, member))
     typer.echo(token)
 
 
@@ -178,7 +246,9 @@ def keys_list(workspace: Annotated[uuid.UUID, typer.Option(help="Workspace id.")
     from app.admin import list_keys
 
     settings = load_settings()
-    for line in asyncio.run(list_keys(_database_url(settings), workspace)):
+    with database_url(settings) as url:
+        lines = asyncio.run(list_keys(url, workspace))
+    for line in lines:
         typer.echo(line)
 
 
@@ -192,9 +262,11 @@ def keys_revoke(
 
     settings = load_settings()
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    pushed = asyncio.run(revoke_key(_database_url(settings), redis_url, workspace, key_id))
+    with database_url(settings) as url:
+        pushed = asyncio.run(revoke_key(url, redis_url, workspace, key_id))
     typer.echo(f"revoked {key_id}")
-    if not pushed:
+    # No Redis configured and no dev running: no API process holds the key in its cache.
+    if not pushed and redis_url is not None:
         typer.echo(
             "warning: Redis not reachable; running API processes stop accepting the key "
             "within 60 s (their principal cache TTL).",
@@ -217,7 +289,8 @@ def metrics_recount(
         raise typer.Exit(2)
     settings = load_settings()
     scope = Scope(workspace, campaign)
-    differences = asyncio.run(recount_command(_database_url(settings), scope, fix=fix))
+    with database_url(settings) as url:
+        differences = asyncio.run(recount_command(url, scope, fix=fix))
     for d in differences:
         key = " ".join(f"{k}={v}" for k, v in d.key.items())
         typer.echo(f"{key} {d.metric}: stored {d.stored} recounted {d.recounted}")
@@ -226,6 +299,48 @@ def metrics_recount(
         return
     typer.echo(f"{len(differences)} differences" + (" (fixed)" if fix else ""))
     raise typer.Exit(1)
+
+
+@cli.command("env")
+def env_command() -> None:
+    """Print the running `herald dev`'s DATABASE_URL and REDIS_URL (`eval "$(herald env)"`)."""
+    settings = load_settings(use_dev_state=False)
+    running = read_state(Path(settings.data_dir))
+    if running is None:
+        typer.echo("herald dev is not running (start it with `make run`).", err=True)
+        raise typer.Exit(1)
+    for name, value in (
+        ("DATABASE_URL", running.database_url),
+        ("REDIS_URL", running.redis_url),
+        ("HERALD_API_URL", running.api_url),
+    ):
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@cli.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql_command(context: typer.Context) -> None:
+    """Open psql on the database (extra arguments go to psql, e.g. `herald psql -c 'select 1'`)."""
+    settings = load_settings()
+    executable = _psql_executable()
+    if executable is None:
+        typer.echo(
+            "psql not found: install the PostgreSQL client (e.g. postgresql-client).", err=True
+        )
+        raise typer.Exit(2)
+    with database_url(settings) as url:
+        code = subprocess.call([executable, libpq_url(url), *context.args])
+    raise typer.Exit(code)
+
+
+def _psql_executable() -> str | None:
+    """pgserver's own psql when installed (it matches the embedded server's version), else the
+    one on PATH."""
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return shutil.which("psql")
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return str(bundled) if bundled.exists() else shutil.which("psql")
 
 
 def main() -> None:

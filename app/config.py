@@ -247,6 +247,26 @@ class SegmentSettings(BaseModel):
     )
 
 
+class NotificationSettings(BaseModel):
+    """Owner notifications (docs/channels.md, "Owner notifications")."""
+
+    enabled: bool = Field(
+        True, description="Email owners when an endpoint is disabled or sends fail"
+    )
+    failing_window_minutes: int = Field(
+        60, ge=1, description="A campaign's sends are judged over this many recent minutes"
+    )
+    failing_min_failed: int = Field(
+        5, ge=1, description="Failed messages in the window that make a campaign's sends failing"
+    )
+    failing_min_share: float = Field(
+        0.5, gt=0, le=1, description="...and the share of its settled messages they must be"
+    )
+    repeat_hours: int = Field(
+        24, ge=1, description="A campaign's owners hear about failing sends at most this often"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -275,6 +295,7 @@ class Settings(BaseSettings):
     inbound: InboundSettings = InboundSettings()
     metrics: MetricsSettings = MetricsSettings()
     segments: SegmentSettings = SegmentSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
@@ -331,7 +352,7 @@ def async_database_url(url: str) -> str:
 def redact_url(url: str) -> str:
     """A URL safe to print: the password is replaced."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:  # none, or empty (the embedded server's `postgres:@`)
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()

@@ -19,7 +19,8 @@ from types import FrameType
 import httpx
 
 from app.admin import ensure_dev_key
-from app.config import LOOPBACK_NETWORKS, Settings, async_database_url
+from app.config import LOOPBACK_NETWORKS, Settings, async_database_url, redact_url
+from app.devstate import DevState, libpq_url, remove_state, write_state
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.migrate import upgrade
 
@@ -62,7 +63,14 @@ def run_dev(settings: Settings, port: int, data_dir: Path) -> int:
             )
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(base_url, children)
-        _print_banner(base_url, key, created, data_dir)
+        urls = DevState(
+            database_url=libpq_url(env["DATABASE_URL"]),
+            redis_url=env["REDIS_URL"],
+            api_url=base_url,
+            pid=os.getpid(),
+        )
+        write_state(data_dir, urls)
+        _print_banner(urls, key, created, data_dir)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("herald dev: a child process exited; stopping.", file=sys.stderr, flush=True)
@@ -73,6 +81,7 @@ def run_dev(settings: Settings, port: int, data_dir: Path) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        remove_state(data_dir)
         _stop_children(children)
         redis.stop()
         postgres.stop()
@@ -113,15 +122,19 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def _print_banner(base_url: str, key: str, created: bool, data_dir: Path) -> None:
+def _print_banner(urls: DevState, key: str, created: bool, data_dir: Path) -> None:
     note = "new" if created else "saved"
+    base_url = urls.api_url
     print(
         "\n"
         "  Herald is running.\n"
-        f"  API:        {base_url}\n"
-        f"  Docs:       {base_url}/docs\n"
-        f"  Admin key:  {key}   ({note}; kept in {data_dir / 'admin-key'})\n"
-        f"  Try:        curl -H 'Authorization: Bearer {key}' {base_url}/v1/workspace\n"
-        "  Stop:       Ctrl-C\n",
+        f"  API:          {base_url}\n"
+        f"  Docs:         {base_url}/docs\n"
+        f"  Admin key:    {key}   ({note}; kept in {data_dir / 'admin-key'})\n"
+        f"  DATABASE_URL: {redact_url(urls.database_url)}\n"
+        f"  REDIS_URL:    {urls.redis_url}\n"
+        f"  Try:          curl -H 'Authorization: Bearer {key}' {base_url}/v1/workspace\n"
+        "  Tools:        herald env | herald psql | herald workspaces create ... (no URLs needed)\n"
+        "  Stop:         Ctrl-C\n",
         flush=True,
     )

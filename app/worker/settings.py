@@ -21,6 +21,7 @@ from app.core.worker_context import WorkerContext
 from app.events import tasks as events_tasks
 from app.experiments import tasks as experiments_tasks
 from app.metrics import tasks as metrics_tasks
+from app.notifications import tasks as notifications_tasks
 from app.segments import tasks as segments_tasks
 from app.sequences import tasks as sequences_tasks
 from app.webhooks import tasks as webhooks_tasks
@@ -47,6 +48,7 @@ FUNCTIONS: list[Any] = [
     *webhooks_tasks.TASKS,
     *metrics_tasks.TASKS,
     *experiments_tasks.TASKS,
+    *notifications_tasks.TASKS,
 ]
 CRON_JOBS = [
     cron(purge_idempotency_keys, minute={7}, run_at_startup=False, unique=True),
@@ -59,6 +61,7 @@ CRON_JOBS = [
     *webhooks_tasks.CRON_JOBS,
     *metrics_tasks.CRON_JOBS,
     *experiments_tasks.CRON_JOBS,
+    *notifications_tasks.CRON_JOBS,
 ]
 
 

@@ -46,6 +46,12 @@ class MemberRepository(WorkspaceRepository[Member]):
         result = await self.session.execute(self.scoped().where(Member.email == email))
         return result.scalar_one_or_none()
 
+    async def first_owner(self) -> Member | None:
+        result = await self.session.execute(
+            self.scoped().where(Member.role == "owner").order_by(Member.id).limit(1)
+        )
+        return result.scalar_one_or_none()
+
 
 class ApiKeyRepository(WorkspaceRepository[ApiKey]):
     model = ApiKey

@@ -213,6 +213,16 @@ class SmtpSink:
     peers: list[Any] = field(default_factory=list)
     carried: dict[Any, int] = field(default_factory=dict)
 
+    def emails(self) -> list[EmailMessage]:
+        """The accepted messages, parsed."""
+        parsed = []
+        for envelope in self.received:
+            assert isinstance(envelope.content, bytes)
+            mail = message_from_bytes(envelope.content, policy=policy.default)
+            assert isinstance(mail, EmailMessage)
+            parsed.append(mail)
+        return parsed
+
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
