@@ -16,7 +16,6 @@ from app.config import Settings
 from app.core.clock import clock
 from app.core.state import AppState
 from app.sequences.definition import Variant
-from app.sequences.engine.facts import BatchFacts
 from app.sequences.engine.variants import pick_variant
 from tests.campaigns import launch_support as ls
 from tests.experiments import support as xs
@@ -25,9 +24,6 @@ from tests.sequences.engine import support
 from tests.sequences.engine.support import Factory
 
 CONTACTS = 16
-# The engine reads declared winners once the batch facts carry them (claims.py loads them
-# with `declared_winners`, runner.py passes `winner=` to `pick_variant`).
-WIRED = "winners" in BatchFacts.__dataclass_fields__
 
 
 async def offer_variants(factory: Factory, campaign_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
@@ -40,7 +36,6 @@ async def offer_variants(factory: Factory, campaign_id: uuid.UUID) -> dict[uuid.
         return {row.contact_id: row.variant for row in rows}
 
 
-@pytest.mark.skipif(not WIRED, reason="engine hook for declared winners not applied yet")
 @pytest.mark.parametrize("apply_to_remaining", [True, False])
 async def test_declared_winner_routes_the_remaining_contacts(
     client: httpx.AsyncClient,
