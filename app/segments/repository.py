@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.contacts.models import Contact
-from app.core.errors import BadRequest
 from app.core.ids import sql_uuid7
 from app.core.pagination import (
+    InvalidCursor,
     PageParams,
     PageResult,
     apply_page,
@@ -382,7 +382,7 @@ def _time_cursor(taken_at: datetime) -> uuid.UUID:
 
 def _cursor_time(cursor: uuid.UUID) -> datetime:
     if cursor.int > _LAST_MICROS:
-        raise BadRequest("The `cursor` is not one this API returned.")
+        raise InvalidCursor
     return _EPOCH + timedelta(microseconds=cursor.int)
 
 
