@@ -6,6 +6,7 @@ refuses the same spellings with the same message (issue 16 "loose input", issue 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -250,6 +251,9 @@ async def test_every_timezone_field_refuses_localtime(
             "/definition/settings/default_timezone",
         ),
     ]
+    preview = {"contact": {"timezone": "localtime"}}
+    cases.append((f"/v1/templates/{uuid.uuid4()}/preview", preview, "/contact/timezone"))
+    cases.append((f"/v1/sequences/{uuid.uuid4()}/simulate", preview, "/contact/timezone"))
     for path, body, pointer in cases:
         response = await client.post(path, json=body, headers=tenant.headers)
         assert response.status_code == 422, (path, response.text)
