@@ -48,8 +48,7 @@ def _reading_stored(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and info.context.get("stored") is True
 
 
-# One regex for the API (OpenAPI `pattern`) and for parsing: at least one part, a `T` only
-# before a time part, whole numbers.
+# The parser's regex: at least one part, a `T` only before a time part, whole numbers.
 DURATION_PATTERN = (
     r"^(?P<sign>-)?P(?!$)(?:(?P<w>\d{1,5})W)?(?:(?P<d>\d{1,5})D)?"
     r"(?:T(?=\d)(?:(?P<h>\d{1,6})H)?(?:(?P<m>\d{1,7})M)?(?:(?P<s>\d{1,9})S)?)?$"
