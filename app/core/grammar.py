@@ -30,6 +30,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     StringConstraints,
+    TypeAdapter,
     ValidationInfo,
     WithJsonSchema,
 )
@@ -119,6 +120,9 @@ def format_duration(delta: timedelta) -> str:
     return f"P{days}T{clock}" if clock else f"P{days}" if days else "PT0S"
 
 
+_LEGACY: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
 @dataclass(frozen=True)
 class DurationRule:
     """`Annotated[timedelta, DurationRule(...)]`: a duration field in this grammar. Positive by
@@ -141,10 +145,15 @@ class DurationRule:
         return f"between `{format_duration(self.minimum)}` and `{format_duration(self.maximum)}`"
 
     def check(self, value: Any, info: ValidationInfo) -> timedelta:
+        stored = _reading_stored(info)
         if isinstance(value, timedelta):  # built in Python (defaults, internal callers)
             delta = value
         elif isinstance(value, str):
             problem = duration_problem(value, signed=self.signed)
+            if problem is not None and stored:
+                # Written by pydantic's own serialiser before this grammar: 365 days or more
+                # came out as `P1Y35D` (a year read back as 365 days, as it was meant).
+                return _LEGACY.validate_python(value)
             if problem is not None:
                 raise PydanticCustomError("invalid_duration", problem)
             parsed = parse_duration(value, signed=self.signed)
@@ -153,7 +162,6 @@ class DurationRule:
         else:
             raise PydanticCustomError("invalid_duration", f"expected {DURATION_HELP}, as a string")
         # A version published before this grammar may hold a zero wait (see `STORED`).
-        stored = _reading_stored(info)
         if (delta < self.minimum and not (stored and delta >= timedelta(0))) or (
             delta > self.maximum
         ):

@@ -111,13 +111,16 @@ def test_a_version_published_with_a_zero_wait_still_loads_for_the_engine() -> No
     """Stored under the old rules: readable with `STORED`, refused from a client."""
     stored = {
         "steps": [
-            {"key": "pause", "type": "wait", "duration": "PT0S", "next": "done"},
+            {"key": "pause", "type": "wait", "duration": "PT0S", "next": "long"},
+            # How pydantic wrote 400 days before this grammar.
+            {"key": "long", "type": "wait", "duration": "P1Y35D", "next": "done"},
             {"key": "done", "type": "exit"},
         ],
         "settings": {"default_timezone": "localtime"},
     }
     loaded = SequenceDefinition.model_validate(stored, context=STORED)
     assert loaded.steps[0].duration == timedelta(0)  # type: ignore[union-attr]
+    assert loaded.steps[1].duration == timedelta(days=400)  # type: ignore[union-attr]
     with pytest.raises(ValidationError):
         SequenceDefinition.model_validate(stored)
 
