@@ -101,11 +101,11 @@ def create_sequences(base_url: str, token: str) -> tuple[uuid.UUID, uuid.UUID]:
         two = created(
             "/v1/sequences",
             {
-                "name": "send, wait 0, send",
+                "name": "send, wait 1 s, send",
                 "definition": {
                     "steps": [
                         {"key": "first", **send},
-                        {"key": "pause", "type": "wait", "duration": "PT0S"},
+                        {"key": "pause", "type": "wait", "duration": "PT1S"},
                         {"key": "second", **send},
                     ]
                 },

@@ -107,7 +107,9 @@ class PolicyCreate(RequestModel):
 
     name: Name
     is_default: bool = False
-    stages: list[Stage] = Field(max_length=20)
+    stages: list[Stage] = Field(
+        min_length=1, max_length=20, description="Reviewed in order; at least one."
+    )
     gates: list[Gate] = Field(default_factory=list, max_length=20)
 
 
@@ -118,7 +120,9 @@ class PolicyUpdate(RequestModel):
 
     name: Name | None = None
     is_default: bool | None = None
-    stages: list[Stage] | None = Field(default=None, max_length=20)
+    stages: list[Stage] | None = Field(
+        default=None, min_length=1, max_length=20, description="At least one stage."
+    )
     gates: list[Gate] | None = Field(default=None, max_length=20)
 
 

@@ -10,8 +10,8 @@ from app.attribution import service
 from app.attribution.schemas import AttributionGroupBy, AttributionModel, AttributionReport
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.grammar import RangeFrom, RangeTo
 from app.core.openapi import COMMON_ERRORS, problem_responses
-from app.core.schemas import RangeFrom, RangeTo
 
 router = APIRouter(prefix="/v1", tags=["Attribution"])
 Reader = Annotated[Principal, Caller("metrics", "read")]

@@ -31,7 +31,7 @@ from app.attribution.schemas import (
 )
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable
-from app.segments.rules import parse_duration
+from app.core.grammar import duration_problem, parse_duration
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -49,14 +49,10 @@ def _invalid(pointer: str, message: str, code: str) -> Unprocessable:
 def parse_lookback(text: str | None) -> timedelta:
     """An ISO 8601 duration in weeks, days, hours, minutes, seconds; 0 < lookback <= P90D."""
     value = DEFAULT_LOOKBACK if text is None else text
+    problem = duration_problem(value)
     lookback = parse_duration(value)
-    if lookback is None:
-        raise _invalid(
-            "/lookback",
-            "must be an ISO 8601 duration in weeks, days, hours, minutes or seconds "
-            "(e.g. `P30D`, `PT12H`), greater than zero",
-            "invalid_duration",
-        )
+    if problem is not None or lookback is None or lookback <= timedelta(0):
+        raise _invalid("/lookback", problem or "must be greater than zero", "invalid_duration")
     if lookback > MAX_LOOKBACK:
         raise _invalid("/lookback", "must be at most P90D", "too_long")
     return lookback

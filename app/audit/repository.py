@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditFilters
 from app.core.pagination import PageParams, PageResult
-from app.core.repository import WorkspaceRepository
+from app.core.repository import WorkspaceRepository, window_clauses
 
 
 def _action_condition(action: str) -> ColumnElement[bool]:
@@ -37,10 +37,9 @@ class AuditEventRepository(WorkspaceRepository[AuditEvent]):
             conditions.append(AuditEvent.member_id == filters.member_id)
         if filters.api_key_id is not None:
             conditions.append(AuditEvent.api_key_id == filters.api_key_id)
-        if filters.occurred_after is not None:
-            conditions.append(AuditEvent.occurred_at >= filters.occurred_after)
-        if filters.occurred_before is not None:
-            conditions.append(AuditEvent.occurred_at < filters.occurred_before)
+        conditions += window_clauses(
+            AuditEvent.occurred_at, (filters.occurred_after, filters.occurred_before)
+        )
         if filters.request_id is not None:
             conditions.append(AuditEvent.request_id == filters.request_id)
         return await self.page(params, *conditions)

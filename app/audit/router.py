@@ -20,9 +20,10 @@ from app.audit.schemas import (
 )
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.grammar import QueryInstant, after, before
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Instant, Page
+from app.core.schemas import Page
 
 router = APIRouter(prefix="/v1", tags=["Audit"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -49,12 +50,8 @@ def audit_filters(
     api_key_id: Annotated[
         uuid.UUID | None, Query(description="Only actions made with this API key.")
     ] = None,
-    occurred_after: Annotated[
-        Instant | None, Query(description="`occurred_at` >= this (RFC 3339).")
-    ] = None,
-    occurred_before: Annotated[
-        Instant | None, Query(description="`occurred_at` < this (RFC 3339).")
-    ] = None,
+    occurred_after: Annotated[QueryInstant | None, after("occurred_at")] = None,
+    occurred_before: Annotated[QueryInstant | None, before("occurred_at")] = None,
     request_id: Annotated[
         RequestId | None, Query(description="Only events of this request (`X-Request-Id`).")
     ] = None,

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from app.campaigns.models import Campaign, SpendEntry
 from app.core.pagination import PageParams, PageResult
-from app.core.repository import WorkspaceRepository
+from app.core.repository import WorkspaceRepository, window_clauses
 from app.segments.models import Segment
 from app.sequences.models import Sequence, SequenceVersion
 from app.workspaces.models import Member
@@ -25,13 +25,13 @@ class CampaignFilters:
     status: str | None = None
     owner_member_id: uuid.UUID | None = None
     tag: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    start_from: datetime | None = None
-    start_to: datetime | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    start_after: datetime | None = None
+    start_before: datetime | None = None
 
     def conditions(self) -> list[Any]:
-        """Ranges are half-open: `from` inclusive, `to` exclusive."""
+        """Ranges are half-open: `_after` inclusive, `_before` exclusive."""
         found: list[Any] = []
         if self.status is not None:
             found.append(Campaign.status == self.status)
@@ -41,14 +41,8 @@ class CampaignFilters:
             # `@>` (the GIN index's operator); the model's generic ARRAY lacks `contains`.
             tags = type_coerce(Campaign.tags, postgresql.ARRAY(String(64)))
             found.append(tags.contains([self.tag]))
-        if self.created_from is not None:
-            found.append(Campaign.created_at >= self.created_from)
-        if self.created_to is not None:
-            found.append(Campaign.created_at < self.created_to)
-        if self.start_from is not None:
-            found.append(Campaign.start_at >= self.start_from)
-        if self.start_to is not None:
-            found.append(Campaign.start_at < self.start_to)
+        found += window_clauses(Campaign.created_at, (self.created_after, self.created_before))
+        found += window_clauses(Campaign.start_at, (self.start_after, self.start_before))
         return found
 
 

@@ -25,9 +25,10 @@ from app.campaigns.transitions import allowed_actions
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
+from app.core.grammar import QueryInstant, after, before
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Instant, Page
+from app.core.schemas import Page
 
 router = APIRouter(prefix="/v1", tags=["Campaigns"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -122,13 +123,13 @@ async def list_campaigns(
     status: Annotated[CampaignStatus | None, Query(description="Only this status.")] = None,
     owner_member_id: Annotated[uuid.UUID | None, Query(description="Only this owner.")] = None,
     tag: Annotated[str | None, Query(max_length=64, description="Carrying this tag.")] = None,
-    created_from: Annotated[Instant | None, Query(description="Created at or after.")] = None,
-    created_to: Annotated[Instant | None, Query(description="Created before.")] = None,
-    start_from: Annotated[Instant | None, Query(description="Starting at or after.")] = None,
-    start_to: Annotated[Instant | None, Query(description="Starting before.")] = None,
+    created_after: Annotated[QueryInstant | None, after("created_at")] = None,
+    created_before: Annotated[QueryInstant | None, before("created_at")] = None,
+    start_after: Annotated[QueryInstant | None, after("start_at")] = None,
+    start_before: Annotated[QueryInstant | None, before("start_at")] = None,
 ) -> Page[CampaignOut]:
     filters = CampaignFilters(
-        status, owner_member_id, tag, created_from, created_to, start_from, start_to
+        status, owner_member_id, tag, created_after, created_before, start_after, start_before
     )
     page = await service.list_campaigns(session, principal.workspace_id, paging, filters)
     return Page[CampaignOut](data=[_out(c) for c in page.items], next_cursor=page.next_cursor)

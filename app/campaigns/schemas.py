@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from app.contacts.schemas import Timezone
+from app.core.grammar import Duration, Timezone
 from app.core.schemas import Instant, RequestModel, ResponseModel, check_storable_json, check_text
-from app.sequences.definition import PositiveDuration
 
 CampaignStatus = Literal[
     "draft",
@@ -85,7 +84,7 @@ class Goal(RequestModel):
     )
 
     event_type: EventType = Field(description="The conversion event type.")
-    window: PositiveDuration = Field(description="Attribution window, ISO 8601 (`P7D`).")
+    window: Duration = Field(description="Attribution window, ISO 8601 (`P7D`).")
 
 
 class Kpi(RequestModel):
@@ -199,7 +198,7 @@ class CampaignUpdate(_CampaignFields):
 
 class GoalOut(ResponseModel):
     event_type: str
-    window: timedelta
+    window: Duration
 
 
 class CampaignOut(ResponseModel):

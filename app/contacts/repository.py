@@ -36,7 +36,7 @@ from sqlalchemy.orm import aliased
 from app.contacts.models import Contact
 from app.core.ids import new_ids
 from app.core.pagination import PageParams, PageResult
-from app.core.repository import WorkspaceRepository
+from app.core.repository import WorkspaceRepository, window_clauses
 
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 
@@ -120,14 +120,12 @@ class ContactRepository(WorkspaceRepository[Contact]):
                     return PageResult([], None)  # plan=pro AND plan=team: nothing matches
                 wanted[key] = value
             conditions.append(Contact.attributes.contains(wanted))
-        if filters.created_after is not None:
-            conditions.append(Contact.created_at > filters.created_after)
-        if filters.created_before is not None:
-            conditions.append(Contact.created_at < filters.created_before)
-        if filters.updated_after is not None:
-            conditions.append(Contact.updated_at > filters.updated_after)
-        if filters.updated_before is not None:
-            conditions.append(Contact.updated_at < filters.updated_before)
+        conditions += window_clauses(
+            Contact.created_at, (filters.created_after, filters.created_before)
+        )
+        conditions += window_clauses(
+            Contact.updated_at, (filters.updated_after, filters.updated_before)
+        )
         return await self.page(params, *conditions)
 
     async def identity_taken(

@@ -18,10 +18,11 @@ from app.contacts.schemas import (
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.errors import FieldError, Unprocessable
+from app.core.grammar import QueryInstant, after, before
 from app.core.normalize import normalize_email
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Instant, Page, check_text
+from app.core.schemas import Page, check_text
 
 router = APIRouter(prefix="/v1")
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -43,10 +44,10 @@ def contact_filters(  # noqa: PLR0917 - FastAPI query parameters
             ),
         ),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
-    created_after: Annotated[Instant | None, Query(description="Exclusive.")] = None,
-    created_before: Annotated[Instant | None, Query(description="Exclusive.")] = None,
-    updated_after: Annotated[Instant | None, Query(description="Exclusive.")] = None,
-    updated_before: Annotated[Instant | None, Query(description="Exclusive.")] = None,
+    created_after: Annotated[QueryInstant | None, after("created_at")] = None,
+    created_before: Annotated[QueryInstant | None, before("created_at")] = None,
+    updated_after: Annotated[QueryInstant | None, after("updated_at")] = None,
+    updated_before: Annotated[QueryInstant | None, before("updated_at")] = None,
 ) -> ContactFilters:
     errors: list[FieldError] = []
     for name, value in (("email", email), ("external_id", external_id)):

@@ -11,9 +11,7 @@ import math
 import re
 import uuid
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.core.grammar import Timezone
 from app.core.normalize import E164, normalize_email, normalize_phone
 from app.core.schemas import RequestModel, ResponseModel, check_text
 
@@ -50,17 +49,6 @@ def _phone(value: str) -> str:
             "phone_format", "phone must be an E.164 number such as +14155550123"
         )
     return number
-
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _timezone(value: str) -> str:
-    if value not in _timezones():
-        raise PydanticCustomError("timezone", "timezone must be an IANA name such as Europe/Paris")
-    return value
 
 
 def _scalar_ok(value: Any) -> bool:
@@ -122,7 +110,6 @@ def _attributes_size(value: dict[str, Any]) -> dict[str, Any]:
 
 Email = Annotated[EmailStr, StringConstraints(max_length=320), AfterValidator(_email)]
 Phone = Annotated[str, StringConstraints(min_length=1, max_length=32), AfterValidator(_phone)]
-Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 Locale = Annotated[
     str, StringConstraints(pattern=LOCALE_PATTERN, max_length=35), AfterValidator(check_text)
 ]

@@ -7,11 +7,12 @@ workspace filter, so "forgot the tenant filter" is not a bug a domain can write.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ForeignKey, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, declared_attr, mapped_column
 
 from app.core.db import IdMixin
 from app.core.errors import NotFound
@@ -92,3 +93,18 @@ class VersionRepository(WorkspaceRepository[M]):
 
     async def of_parent(self, parent_id: uuid.UUID, params: PageParams) -> PageResult[M]:
         return await self.page(params, self._of(parent_id))
+
+
+# A list's time-range filter: (`<field>_after` inclusive, `<field>_before` exclusive).
+Window = tuple[datetime | None, datetime | None]
+
+
+def window_clauses(column: InstrumentedAttribute[datetime | None], window: Window) -> list[Any]:
+    """The WHERE clauses of a time-range filter (docs/api.md "Time-range filters")."""
+    start, end = window
+    clauses: list[Any] = []
+    if start is not None:
+        clauses.append(column >= start)
+    if end is not None:
+        clauses.append(column < end)
+    return clauses

@@ -6,7 +6,6 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
@@ -70,21 +69,3 @@ def to_utc(value: datetime) -> datetime:
 
 # An RFC 3339 instant with an explicit offset, normalised to UTC.
 Instant = Annotated[AwareDatetime, AfterValidator(to_utc)]
-
-# `?from=&to=` of the business reports (attribution, overview): a 30-day default window.
-RangeFrom = Annotated[
-    Instant | None,
-    Query(
-        alias="from",
-        description="Range start (inclusive; RFC 3339 with offset). Default: `to` - 30 days.",
-        examples=["2030-01-01T00:00:00Z"],
-    ),
-]
-RangeTo = Annotated[
-    Instant | None,
-    Query(
-        alias="to",
-        description="Range end (exclusive). Default: now.",
-        examples=["2030-01-31T00:00:00Z"],
-    ),
-]

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, text, update
 from app.core.db import rowcount
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
-from app.core.repository import WorkspaceRepository
+from app.core.repository import WorkspaceRepository, window_clauses
 from app.events.models import Event
 from app.events.schemas import EventFilters
 
@@ -121,10 +121,9 @@ class EventRepository(WorkspaceRepository[Event]):
             conditions.append(Event.contact_id == filters.contact_id)
         if filters.type is not None:
             conditions.append(Event.type == filters.type)
-        if filters.occurred_after is not None:
-            conditions.append(Event.occurred_at >= filters.occurred_after)
-        if filters.occurred_before is not None:
-            conditions.append(Event.occurred_at < filters.occurred_before)
+        conditions += window_clauses(
+            Event.occurred_at, (filters.occurred_after, filters.occurred_before)
+        )
         return await self.page(params, *conditions)
 
     async def find_contacts(

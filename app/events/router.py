@@ -8,9 +8,10 @@ from pydantic_core import to_json
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.grammar import QueryInstant, after, before
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Instant, Page
+from app.core.schemas import Page
 from app.events import service
 from app.events.schemas import (
     EventBatchIn,
@@ -28,12 +29,8 @@ Paging = Annotated[PageParams, Depends(page_params)]
 def event_filters(
     contact_id: Annotated[uuid.UUID | None, Query(description="Only this contact.")] = None,
     type: Annotated[EventType | None, Query(description="Only this event type.")] = None,
-    occurred_after: Annotated[
-        Instant | None, Query(description="`occurred_at` >= this (RFC 3339).")
-    ] = None,
-    occurred_before: Annotated[
-        Instant | None, Query(description="`occurred_at` < this (RFC 3339).")
-    ] = None,
+    occurred_after: Annotated[QueryInstant | None, after("occurred_at")] = None,
+    occurred_before: Annotated[QueryInstant | None, before("occurred_at")] = None,
 ) -> EventFilters:
     return EventFilters(contact_id, type, occurred_after, occurred_before)
 

@@ -10,8 +10,8 @@ from fastapi.responses import StreamingResponse
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.grammar import QueryInstant
 from app.core.openapi import COMMON_ERRORS, problem_responses
-from app.core.schemas import Instant
 from app.core.state import app_state
 from app.metrics import live, service
 from app.metrics.schemas import (
@@ -80,8 +80,12 @@ async def campaign_timeseries(
     session: Session,
     principal: Reader,
     bucket: Annotated[Bucket, Query(description="Bucket size.")] = "day",
-    start: Annotated[Instant | None, Query(alias="from", description="Range start.")] = None,
-    end: Annotated[Instant | None, Query(alias="to", description="Range end (exclusive).")] = None,
+    start: Annotated[
+        QueryInstant | None, Query(alias="from", description="Range start (inclusive, RFC 3339).")
+    ] = None,
+    end: Annotated[
+        QueryInstant | None, Query(alias="to", description="Range end (exclusive, RFC 3339).")
+    ] = None,
     group_by: Annotated[SeriesGroupBy | None, Query(description="One series per group.")] = None,
 ) -> Response:
     config = service.metrics_settings(app_state(request).settings)

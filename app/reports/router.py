@@ -10,8 +10,8 @@ from fastapi import APIRouter
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.grammar import RangeFrom, RangeTo
 from app.core.openapi import COMMON_ERRORS, problem_responses
-from app.core.schemas import RangeFrom, RangeTo
 from app.reports import service
 from app.reports.schemas import CampaignReport, Overview
 

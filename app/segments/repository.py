@@ -33,15 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.contacts.models import Contact
-from app.core.errors import BadRequest
 from app.core.ids import sql_uuid7
 from app.core.pagination import (
+    InvalidCursor,
     PageParams,
     PageResult,
     apply_page,
     to_page,
 )
-from app.core.repository import WorkspaceRepository
+from app.core.repository import Window, WorkspaceRepository, window_clauses
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
@@ -345,15 +345,14 @@ class MembershipRepository:
         self,
         segment_id: uuid.UUID,
         params: PageParams,
-        since: datetime | None,
+        window: Window,
         change: str | None,
         contact_id: uuid.UUID | None,
     ) -> PageResult[SegmentMembershipChange]:
         statement = select(Change).where(
             Change.workspace_id == self.workspace_id, Change.segment_id == segment_id
         )
-        if since is not None:
-            statement = statement.where(Change.occurred_at >= since)
+        statement = statement.where(*window_clauses(Change.occurred_at, window))
         if change is not None:
             statement = statement.where(Change.change == change)
         if contact_id is not None:
@@ -363,7 +362,7 @@ class MembershipRepository:
         return to_page(rows, params, lambda item: item.id)
 
     async def page_snapshots(
-        self, segment_id: uuid.UUID, params: PageParams, since: datetime | None
+        self, segment_id: uuid.UUID, params: PageParams, window: Window
     ) -> PageResult[SegmentCountSnapshot]:
         """Newest first. Snapshots have no id: the cursor carries the last `taken_at`
         (microseconds since the epoch), in the same opaque form as id cursors."""
@@ -375,8 +374,7 @@ class MembershipRepository:
             statement = statement.where(
                 SegmentCountSnapshot.taken_at < _cursor_time(params.after_id)
             )
-        if since is not None:
-            statement = statement.where(SegmentCountSnapshot.taken_at >= since)
+        statement = statement.where(*window_clauses(SegmentCountSnapshot.taken_at, window))
         statement = statement.order_by(SegmentCountSnapshot.taken_at.desc()).limit(params.limit + 1)
         rows = (await self.session.execute(statement)).scalars().all()
         return to_page(rows, params, lambda item: _time_cursor(item.taken_at))
@@ -392,7 +390,7 @@ def _time_cursor(taken_at: datetime) -> uuid.UUID:
 
 def _cursor_time(cursor: uuid.UUID) -> datetime:
     if cursor.int > _LAST_MICROS:
-        raise BadRequest("The `cursor` is not one this API returned.")
+        raise InvalidCursor
     return _EPOCH + timedelta(microseconds=cursor.int)
 
 

@@ -9,9 +9,10 @@ from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.etag import IfMatch, responses_with_etag, set_etag
 from app.core.etag import make_etag as _make_etag
+from app.core.grammar import QueryInstant, after, before
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
-from app.core.schemas import Instant, Page
+from app.core.schemas import Page
 from app.core.state import app_state
 from app.segments import service
 from app.segments.models import Segment
@@ -283,7 +284,7 @@ async def remove_segment_members(
     summary="List membership changes",
     description=(
         "`entered` / `left` records with the time they happened, newest first. Filter by "
-        "`since` (inclusive), `change` and `contact_id`."
+        "`occurred_after` (inclusive), `occurred_before` (exclusive), `change` and `contact_id`."
     ),
     response_model=Page[ChangeOut],
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
@@ -294,7 +295,8 @@ async def list_segment_changes(
     session: Session,
     principal: Reader,
     paging: Paging,
-    since: Annotated[Instant | None, Query(description="Only changes at or after.")] = None,
+    occurred_after: Annotated[QueryInstant | None, after("occurred_at")] = None,
+    occurred_before: Annotated[QueryInstant | None, before("occurred_at")] = None,
     change: Annotated[Literal["entered", "left"] | None, Query(description="Only this.")] = None,
     contact_id: Annotated[uuid.UUID | None, Query(description="Only this contact.")] = None,
 ) -> Page[ChangeOut]:
@@ -303,7 +305,7 @@ async def list_segment_changes(
         principal.workspace_id,
         segment_id,
         paging,
-        since=since,
+        window=(occurred_after, occurred_before),
         change=change,
         contact_id=contact_id,
     )
@@ -317,19 +319,24 @@ async def list_segment_changes(
     summary="Member count history",
     description=(
         "Snapshots of `member_count`, newest first: one whenever the count changed since the "
-        "last snapshot (checked every minute), and at least one an hour."
+        "last snapshot (checked every minute), and at least one an hour. Filter by "
+        "`taken_after` (inclusive) and `taken_before` (exclusive)."
     ),
     response_model=Page[SnapshotOut],
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
 )
 async def segment_history(
     segment_id: uuid.UUID,
+    *,
     session: Session,
     principal: Reader,
     paging: Paging,
-    since: Annotated[Instant | None, Query(description="Only snapshots at or after.")] = None,
+    taken_after: Annotated[QueryInstant | None, after("taken_at")] = None,
+    taken_before: Annotated[QueryInstant | None, before("taken_at")] = None,
 ) -> Page[SnapshotOut]:
-    page = await service.history(session, principal.workspace_id, segment_id, paging, since)
+    page = await service.history(
+        session, principal.workspace_id, segment_id, paging, (taken_after, taken_before)
+    )
     return Page[SnapshotOut](
         data=[SnapshotOut.model_validate(row) for row in page.items], next_cursor=page.next_cursor
     )

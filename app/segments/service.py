@@ -20,6 +20,7 @@ from app.core.db import StatementTimeout, statement_timeout
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
+from app.core.repository import Window
 from app.segments import membership
 from app.segments.compiler import CompileContext, count_statement, member_ids
 from app.segments.entries_repository import EntryQueries
@@ -345,13 +346,13 @@ async def list_changes(
     segment_id: uuid.UUID,
     params: PageParams,
     *,
-    since: datetime | None,
+    window: Window,
     change: str | None,
     contact_id: uuid.UUID | None,
 ) -> PageResult[SegmentMembershipChange]:
     await get_segment(session, workspace_id, segment_id)
     return await MembershipRepository(session, workspace_id).page_changes(
-        segment_id, params, since, change, contact_id
+        segment_id, params, window, change, contact_id
     )
 
 
@@ -360,11 +361,11 @@ async def history(
     workspace_id: uuid.UUID,
     segment_id: uuid.UUID,
     params: PageParams,
-    since: datetime | None,
+    window: Window,
 ) -> PageResult[SegmentCountSnapshot]:
     await get_segment(session, workspace_id, segment_id)
     return await MembershipRepository(session, workspace_id).page_snapshots(
-        segment_id, params, since
+        segment_id, params, window
     )
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.grammar import Duration, DurationRule, Timezone
+
 StepKey = Annotated[
     str,
     Field(
@@ -22,28 +24,9 @@ StepKey = Annotated[
         examples=["welcome"],
     ),
 ]
-PositiveDuration = Annotated[
-    timedelta,
-    Field(
-        gt=timedelta(0),
-        le=timedelta(days=3660),
-        description="ISO 8601 duration, e.g. `P3D`, `PT2H`",
-    ),
-]
-# `wait` alone may be `PT0S`: it hands the enrollment back to the scheduler (the next step
-# runs in a later engine pass), which bounds the work one claim does.
-WaitDuration = Annotated[
-    timedelta,
-    Field(ge=timedelta(0), le=timedelta(days=3660), description="ISO 8601 duration, e.g. `P3D`"),
-]
-SignedDuration = Annotated[
-    timedelta,
-    Field(
-        ge=timedelta(days=-3660),
-        le=timedelta(days=3660),
-        description="ISO 8601 duration, may be negative (`-P7D`)",
-    ),
-]
+# Waits, timeouts and cap periods are positive (`app.core.grammar`): a zero wait would let a
+# loop run without pausing. Only an attribute offset may be zero or negative.
+SignedDuration = Annotated[timedelta, DurationRule(signed=True, examples=("-P7D", "P1D"))]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SendChannel = Literal["email", "sms"]
@@ -111,7 +94,7 @@ class AttributeTime(_Shape):
 
 class WaitStep(_Step):
     type: Literal["wait"]
-    duration: WaitDuration | None = None
+    duration: Duration | None = None
     until_window: TimeWindow | None = None
     until_attribute: AttributeTime | None = None
     next: StepKey | None = None
@@ -132,7 +115,7 @@ class WaitForEventStep(_Step):
         max_length=20,
         description="Property filters, as in the segment rule language's event `where`",
     )
-    timeout: PositiveDuration
+    timeout: Duration
     on_event: StepKey
     on_timeout: StepKey
 
@@ -207,7 +190,7 @@ class ExitRule(_Shape):
 class FrequencyCap(_Shape):
     channel: SendChannel
     max: int = Field(ge=1, le=1000, description="At most this many messages ...")
-    period: PositiveDuration = Field(description="... in this rolling period, all sequences")
+    period: Duration = Field(description="... in this rolling period, all sequences")
     action: Literal["defer", "skip"] = "defer"
 
 
@@ -217,7 +200,7 @@ class SequenceSettings(_Shape):
         None, description="Sends outside it are deferred to its next opening, never dropped"
     )
     frequency_caps: list[FrequencyCap] = Field(default_factory=list, max_length=4)
-    default_timezone: str = Field("UTC", description="For contacts without a timezone")
+    default_timezone: Timezone = Field("UTC", description="For contacts without a timezone")
     on_send_failure: Literal["continue", "fail"] = Field(
         "continue", description="After a permanent send failure: go on, or fail the enrollment"
     )

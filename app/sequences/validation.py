@@ -12,12 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.schemas import Timezone
 from app.core.errors import FieldError, pointer_for
 from app.segments.rules import RuleError, parse_rule
 from app.segments.rules.parser import Parser
@@ -33,7 +33,7 @@ from app.sequences.definition import (
 from app.sequences.repository import ReferenceLookup
 
 STEPS = "/definition/steps"
-_TIMEZONE: TypeAdapter[str] = TypeAdapter(Timezone)
+ZERO = timedelta(0)
 # Fields naming another step, in the order errors are reported (JSON names: `else`).
 TARGET_FIELDS = ("next", "on_event", "on_timeout", "then", "else")
 
@@ -62,7 +62,6 @@ async def validate(
     errors += _unreachable(definition)
     errors += _cycles_without_wait(definition)
     errors += _filters_and_conditions(definition)
-    errors += _timezone(definition)
     lookup = ReferenceLookup(session, workspace_id)
     errors += await _templates(lookup, definition)
     errors += await _segments(lookup, definition)
@@ -164,11 +163,12 @@ def _unreachable(definition: SequenceDefinition) -> Iterator[FieldError]:
 
 def _pauses(step: Step) -> bool:
     """Whether the step always lets time pass: a `wait_for_event` (positive timeout) or a
-    `wait` for a `duration`. `until_window` inside the window and `until_attribute` in the
-    past go on at once, so they do not break a loop."""
-    return isinstance(step, WaitForEventStep) or (
-        isinstance(step, WaitStep) and step.duration is not None
-    )
+    `wait` for a positive `duration`. `until_window` inside the window and `until_attribute`
+    in the past go on at once, so they do not break a loop; nor does a zero wait a draft may
+    hold from before durations had to be positive."""
+    if isinstance(step, WaitForEventStep):
+        return step.timeout > ZERO
+    return isinstance(step, WaitStep) and step.duration is not None and step.duration > ZERO
 
 
 def _cycles_without_wait(definition: SequenceDefinition) -> Iterator[FieldError]:
@@ -250,15 +250,6 @@ def _filters_and_conditions(definition: SequenceDefinition) -> list[FieldError]:
                 at = f"{STEPS}/{index}/condition"
                 errors += [_error(at + e.pointer, e.message, e.code) for e in exc.errors]
     return errors
-
-
-def _timezone(definition: SequenceDefinition) -> list[FieldError]:
-    try:
-        _TIMEZONE.validate_python(definition.settings.default_timezone)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        return [_error("/definition/settings/default_timezone", first["msg"], first["type"])]
-    return []
 
 
 # -- references ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.grammar import Timezone
 from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
 
 Channel = Literal["email", "sms", "webhook"]
@@ -175,7 +176,7 @@ class HypotheticalContact(RequestModel):
     email: ContactText | None = None
     external_id: ContactText | None = None
     phone: ContactText | None = None
-    timezone: ContactText | None = None
+    timezone: Timezone | None = None
     locale: ContactText | None = None
     attributes: Annotated[dict[str, Any], AfterValidator(check_storable_json)] = Field(
         default_factory=dict

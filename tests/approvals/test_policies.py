@@ -99,10 +99,14 @@ async def test_shape_errors(client: httpx.AsyncClient, tenant: Tenant) -> None:
         {"name": "x", "stages": [{"name": "s", "reviewers": {}}]},
         {"name": "x", "stages": [stage("s", ["owner"], {"n_of_m": 0})]},
         {"name": "x", "stages": [stage("s", ["owner"], "most")]},
-        {"name": "x", "stages": [], "gates": [{"when": {}, "stage": stage("s", ["owner"])}]},
         {
             "name": "x",
-            "stages": [],
+            "stages": [stage("t", ["owner"])],
+            "gates": [{"when": {}, "stage": stage("s", ["owner"])}],
+        },
+        {
+            "name": "x",
+            "stages": [stage("t", ["owner"])],
             "gates": [
                 {
                     "when": {"budget_gt": "1", "audience_count_gt": 1},
@@ -110,10 +114,39 @@ async def test_shape_errors(client: httpx.AsyncClient, tenant: Tenant) -> None:
                 }
             ],
         },
-        {"name": "x", "stages": [], "gates": [{"when": {"budget_gt": "1e3"}, "stage": {}}]},
+        {
+            "name": "x",
+            "stages": [stage("t", ["owner"])],
+            "gates": [{"when": {"budget_gt": "1e3"}, "stage": {}}],
+        },
     ):
         response = await client.post("/v1/approval-policies", json=bad, headers=tenant.headers)
         assert response.status_code == 422, bad
+
+
+async def test_a_policy_needs_a_stage_and_every_stage_needs_reviewers(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Regression (issue 16): `"stages": []` was accepted, a policy nobody reviews."""
+    created = await client.post(
+        "/v1/approval-policies",
+        json={"name": "ok", "stages": [stage("s", ["owner"])]},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201
+    for bad, pointer in (
+        ({"name": "x", "stages": []}, "/stages"),
+        ({"name": "x", "stages": [{"name": "s", "reviewers": {"roles": []}}]}, "/stages/0"),
+        ({"name": "x", "stages": [{"name": "s", "reviewers": {"members": []}}]}, "/stages/0"),
+    ):
+        response = await client.post("/v1/approval-policies", json=bad, headers=tenant.headers)
+        assert response.status_code == 422, bad
+        assert pointer in _pointers(response), response.json()
+    patched = await client.patch(
+        f"/v1/approval-policies/{created.json()['id']}", json={"stages": []}, headers=tenant.headers
+    )
+    assert patched.status_code == 422
+    assert _pointers(patched) == ["/stages"]
 
 
 async def test_a_member_reviews_in_one_stage_per_round(

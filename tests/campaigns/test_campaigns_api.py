@@ -220,10 +220,12 @@ async def test_list_filters_and_pages(
     assert await names({"owner_member_id": owner}) == ["B"]
     assert await names({"tag": "q4"}) == ["C", "A"]
     assert await names({"tag": "vip"}) == ["C"]
-    assert await names({"start_from": START, "start_to": "2030-02-01T00:00:00Z"}) == ["A"]
-    assert await names({"start_from": "2030-01-15T00:00:00Z"}) == ["B"]
-    assert await names({"created_from": b["created_at"]}) == ["C", "B"]
-    assert await names({"created_to": b["created_at"]}) == ["A"]
+    assert await names({"start_after": START, "start_before": "2030-02-01T00:00:00Z"}) == ["A"]
+    assert await names({"start_after": "2030-01-15T00:00:00Z"}) == ["B"]
+    assert await names({"created_after": b["created_at"]}) == ["C", "B"]
+    assert await names({"created_before": b["created_at"]}) == ["A"]
+    # The old names are gone (issue 17: one convention), not silently ignored filters.
+    assert await names({"created_from": b["created_at"]}) == ["C", "B", "A"]
     bad = await client.get("/v1/campaigns?status=nope", headers=tenant.headers)
     assert bad.status_code == 422
 

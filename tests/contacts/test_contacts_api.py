@@ -185,6 +185,9 @@ async def test_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
     ) == [team["id"]]
     assert await ids(updated_after=(start + day * 2.5).isoformat()) == [pro["id"]]
     assert await ids(updated_before=(start + day / 2).isoformat()) == []
+    # `_after` is inclusive, `_before` exclusive: windows [a, b), [b, c) partition the list.
+    assert await ids(created_after=team["created_at"]) == [text_seats["id"], team["id"]]
+    assert await ids(created_before=team["created_at"]) == [pro["id"]]
 
     page = await client.get("/v1/contacts", params={"limit": 2}, headers=tenant.headers)
     second = await client.get(
@@ -208,6 +211,11 @@ async def test_filters(client: httpx.AsyncClient, tenant: Tenant) -> None:
         ({"created_after": "2026-11-01T00:00:00"}, "/created_after"),
         ({"created_before": "0001-01-01T00:00:00+01:00"}, "/created_before"),
         ({"updated_after": "9999-12-31T23:59:59-01:00"}, "/updated_after"),
+        # Regression (issue 16): epoch numbers were read as 1970.
+        ({"updated_after": "-1.5"}, "/updated_after"),
+        ({"created_before": "0.5"}, "/created_before"),
+        ({"created_after": "1700000000"}, "/created_after"),
+        ({"created_after": "2026-11-01"}, "/created_after"),
     ],
 )
 async def test_bad_filters_are_422(

@@ -438,7 +438,7 @@ async def test_unstorable_input_is_422_not_500(client: httpx.AsyncClient, tenant
     assert refs.status_code == 422
     far = await client.get(
         f"/v1/segments/{static['id']}/changes",
-        params={"since": "0001-01-01T00:00:00+23:59"},
+        params={"occurred_after": "0001-01-01T00:00:00+23:59"},
         headers=tenant.headers,
     )
     assert far.status_code == 422

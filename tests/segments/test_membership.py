@@ -149,7 +149,7 @@ async def test_membership_follows_contact_changes(
     listed = (
         await client.get(
             f"/v1/segments/{segment['id']}/changes",
-            params={"since": later.isoformat()},
+            params={"occurred_after": later.isoformat()},
             headers=tenant.headers,
         )
     ).json()

@@ -140,6 +140,62 @@ async def test_a_wait_that_can_end_at_once_does_not_break_a_loop(
     assert found == {(f"{STEPS}/1/next", "cycle_without_wait")}
 
 
+async def test_a_zero_wait_loop_is_refused_by_its_duration(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Regression (issue 15.7): `update_contact -> wait PT0S -> back` validated, published
+    and ran forever. A zero wait is no longer a duration."""
+    for zero in ("PT0S", "P0D", "PT0M", "0", 0, False):
+        definition = {"steps": [update("count"), wait("pause", duration=zero, next="count")]}
+        response = await client.post(
+            "/v1/sequences", json={"name": "x", "definition": definition}, headers=tenant.headers
+        )
+        assert response.status_code == 422, zero
+        [error] = response.json()["errors"]
+        assert error["pointer"] == f"{STEPS}/1/wait/duration", zero
+        assert error["code"] in ("duration_range", "invalid_duration"), zero
+
+
+async def test_a_loop_through_a_branch_alone_is_refused_and_not_published(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """`update_contact -> branch -> back` with no wait: refused as a cycle, at publish too."""
+    branch = {
+        "key": "check",
+        "type": "branch",
+        "condition": {"consent": {"channel": "email", "status": "subscribed"}},
+        "then": "count",
+        "else": "done",
+    }
+    definition = {"steps": [update("count"), branch, exit_step()]}
+    sequence = await create_sequence(client, tenant, definition)
+    url = f"/v1/sequences/{sequence['id']}"
+    report = (await client.get(f"{url}/validation", headers=tenant.headers)).json()
+    [error] = report["errors"]
+    assert (error["pointer"], error["code"]) == (f"{STEPS}/1/then", "cycle_without_wait")
+    assert "count -> check" in error["message"]
+    published = await client.post(f"{url}/publish", headers=tenant.headers)
+    assert published.status_code == 422
+    assert [e["code"] for e in published.json()["errors"]] == ["cycle_without_wait"]
+    versions = await client.get(f"{url}/versions", headers=tenant.headers)
+    assert versions.json()["data"] == []
+
+
+async def test_a_loop_through_a_wait_for_event_is_fine(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    listen = {
+        "key": "listen",
+        "type": "wait_for_event",
+        "event_type": "email.replied",
+        "timeout": "PT1M",
+        "on_event": "done",
+        "on_timeout": "count",
+    }
+    definition = {"steps": [update("count"), listen, exit_step()]}
+    assert await problems(client, tenant, definition) == set()
+
+
 async def test_templates_exist(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -241,16 +297,27 @@ async def test_segments_exist(
 
 
 async def test_default_timezone_is_an_iana_zone(client: httpx.AsyncClient, tenant: Tenant) -> None:
-    definition = {"steps": [exit_step()], "settings": {"default_timezone": "Mars/Olympus"}}
-    found = await problems(client, tenant, definition)
-    assert found == {("/definition/settings/default_timezone", "timezone")}
+    """Regression (issue 16): `localtime` (the server's own zone) was accepted."""
+    for zone in ("Mars/Olympus", "localtime", "posixrules", "Factory", "UTC0", "CET-1CEST"):
+        definition = {"steps": [exit_step()], "settings": {"default_timezone": zone}}
+        response = await client.post(
+            "/v1/sequences", json={"name": "x", "definition": definition}, headers=tenant.headers
+        )
+        assert response.status_code == 422, zone
+        [error] = response.json()["errors"]
+        assert (error["pointer"], error["code"]) == (
+            "/definition/settings/default_timezone",
+            "timezone",
+        )
+    for zone in ("Europe/Paris", "UTC", "America/Argentina/Buenos_Aires"):
+        definition = {"steps": [exit_step()], "settings": {"default_timezone": zone}}
+        assert await problems(client, tenant, definition) == set(), zone
 
 
 async def test_every_problem_is_reported_at_once(client: httpx.AsyncClient, tenant: Tenant) -> None:
     draft = await template(client, tenant, publish=False)
     definition = {
         "steps": [send("a", draft), update("a"), update("b", next="ghost"), exit_step()],
-        "settings": {"default_timezone": "Nowhere"},
     }
     found = await problems(client, tenant, definition)
     assert found == {
@@ -258,7 +325,6 @@ async def test_every_problem_is_reported_at_once(client: httpx.AsyncClient, tena
         (f"{STEPS}/1/key", "duplicate_key"),
         (f"{STEPS}/2/next", "unknown_step"),
         (f"{STEPS}/3", "unreachable"),
-        ("/definition/settings/default_timezone", "timezone"),
     }
 
 

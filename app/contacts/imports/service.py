@@ -25,9 +25,9 @@ from app.contacts.repository import UpsertRow
 from app.contacts.schemas import ContactUpsert
 from app.contacts.service import upsert_row, upsert_rows
 from app.core.clock import utcnow
-from app.core.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
+from app.core.errors import FieldError, Unprocessable, UnsupportedMediaType
 from app.core.jobs import enqueue
-from app.core.pagination import PageParams, PageResult, encode_cursor
+from app.core.pagination import InvalidCursor, PageParams, PageResult
 from app.core.schemas import check_text
 
 TASK = "run_contact_import"
@@ -147,12 +147,12 @@ async def list_errors(
     await imports.get_or_404(import_id)
     after = params.after_id.int if params.after_id is not None else None
     if after is not None and after >= 2**31:
-        raise BadRequest("The `cursor` is not one this API returned.")
+        raise InvalidCursor
     rows = await imports.error_rows(import_id, after, params.limit + 1)
     items = [RowErrors(number, errors) for number, errors in rows]
     if len(items) > params.limit:
         items = items[: params.limit]
-        return PageResult(items, encode_cursor(uuid.UUID(int=items[-1].row_number)))
+        return PageResult(items, params.cursor_for(uuid.UUID(int=items[-1].row_number)))
     return PageResult(items, None)
 
 

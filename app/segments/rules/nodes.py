@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import grammar
 from app.core.errors import FieldError
 
 MAX_DEPTH = 8  # nesting levels of all/any/not
@@ -17,7 +18,7 @@ MAX_CHILDREN = 50  # items in one all/any
 MAX_VALUES = 100  # items in an in/not_in list
 MAX_STRING = 500  # characters in one compared string
 MAX_COUNT = 1_000_000  # largest event count bound
-MAX_DURATION = timedelta(days=3660)
+MAX_DURATION = grammar.MAX_DURATION
 MAX_PATH_DEPTH = 8
 
 Scalar: TypeAlias = str | int | float | bool
@@ -54,10 +55,6 @@ AttributeOp = Literal[
 ]
 
 SEGMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<w>\d{1,5})W)?(?:(?P<d>\d{1,5})D)?"
-    r"(?:T(?:(?P<h>\d{1,6})H)?(?:(?P<m>\d{1,7})M)?(?:(?P<s>\d{1,9})S)?)?$"
-)
 COUNT_KEYS = {
     "gte": "min",
     "at_least": "min",
@@ -167,19 +164,21 @@ def rule_error(pointer: str, message: str, code: str) -> RuleError:
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """`P7D`, `PT12H`, `P2W`, `P1DT6H` ... (weeks, days, hours, minutes, seconds)."""
-    match = _DURATION_RE.match(text)
-    if match is None or text in ("P", "PT") or text.endswith("T"):
-        return None
-    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    delta = timedelta(
-        weeks=parts.get("w", 0),
-        days=parts.get("d", 0),
-        hours=parts.get("h", 0),
-        minutes=parts.get("m", 0),
-        seconds=parts.get("s", 0),
+    """A positive duration of the API's one grammar (`app.core.grammar`: weeks, days, hours,
+    minutes, seconds; no months or years), at most `MAX_DURATION`."""
+    delta = grammar.parse_duration(text)
+    return delta if delta is not None and timedelta(0) < delta <= MAX_DURATION else None
+
+
+def duration_message(value: object, suffix: str = "") -> str:
+    """Why a rule's duration is refused: the month/year refusal word for word as every other
+    duration field of the API gives it, else what is expected."""
+    if isinstance(value, str) and grammar.duration_problem(value) == grammar.CALENDAR_HELP:
+        return grammar.CALENDAR_HELP
+    return (
+        f"Expected {grammar.DURATION_HELP}, more than zero and at most "
+        f"`{grammar.format_duration(MAX_DURATION)}`{suffix}."
     )
-    return delta if timedelta(0) < delta <= MAX_DURATION else None
 
 
 def parse_instant(text: str) -> datetime | None:

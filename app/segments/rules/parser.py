@@ -38,6 +38,7 @@ from app.segments.rules.nodes import (
     Rule,
     SegmentCondition,
     SegmentNode,
+    duration_message,
     parse_duration,
     parse_instant,
 )
@@ -191,20 +192,17 @@ class Parser:
         if "value" not in body:
             self.fail(where, f"`{op}` needs a value.", "missing")
             return _INVALID
-        expectation = self.expectation(str(op), kind)
+        message = f"Expected {self.expectation(str(op), kind)}."
+        if kind == "date" and op in ("within_last", "within_next"):
+            message = duration_message(value)
         if not self.valid_value(str(op), kind, value):
-            self.fail(where, f"Expected {expectation}.", "invalid_value")
+            self.fail(where, message, "invalid_value")
             return _INVALID
         return value
 
     @staticmethod
     def expectation(op: str, kind: str) -> str:
         if kind == "date":
-            if op in ("within_last", "within_next"):
-                return (
-                    "an ISO 8601 duration such as `P7D` or `PT12H` (weeks, days, hours,"
-                    " minutes, seconds; at most 3660 days)"
-                )
             if op == "between":
                 return "a list of two RFC 3339 timestamps with offsets, earliest first"
             return "an RFC 3339 timestamp with an offset, e.g. `2026-01-31T00:00:00Z`"
@@ -279,7 +277,7 @@ class Parser:
         if within is not None and (not isinstance(within, str) or parse_duration(within) is None):
             self.fail(
                 f"{at}/within",
-                "Expected an ISO 8601 duration such as `P7D` (at most 3660 days), or null (ever).",
+                duration_message(within, ", or null (ever)"),
                 "invalid_duration",
             )
             ok = False

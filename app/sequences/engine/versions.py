@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.grammar import STORED
 from app.segments.rules import parse_rule
 from app.segments.rules.nodes import EventNode, PropertyFilter, Rule
 from app.sequences.definition import BranchStep, SequenceDefinition, Step, WaitForEventStep
@@ -82,7 +83,7 @@ def parse_version(
                 variants.append(variant)
             step["variants"] = variants
         steps.append(step)
-    definition = SequenceDefinition.model_validate({**stored, "steps": steps})
+    definition = SequenceDefinition.model_validate({**stored, "steps": steps}, context=STORED)
     version = ParsedVersion(version_id, sequence_id, definition, definition.by_key(), pins)
     for parsed_step in definition.steps:
         if isinstance(parsed_step, BranchStep) and parsed_step.condition is not None:

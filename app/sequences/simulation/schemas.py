@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from app.contacts.schemas import Attributes, Email, Locale, Phone, Timezone
+from app.contacts.schemas import Attributes, Email, Locale, Phone
+from app.core.grammar import DurationRule, Timezone
 from app.core.schemas import Instant, RequestModel, ResponseModel
 from app.events.schemas import EventType, PropertyKey, storable_properties
 from app.sequences.enrollments.schemas import EnrollmentState
@@ -18,21 +19,10 @@ MAX_EVENTS = 100
 DEFAULT_HORIZON = timedelta(days=90)
 MAX_HORIZON = timedelta(days=366)
 
-Horizon = Annotated[
-    timedelta,
-    Field(
-        gt=timedelta(0),
-        le=MAX_HORIZON,
-        description="ISO 8601 duration, at most `P366D` (default `P90D`)",
-    ),
-]
+Horizon = Annotated[timedelta, DurationRule(maximum=MAX_HORIZON, examples=("P90D",))]
+# After `start_at`: zero is the start itself.
 Offset = Annotated[
-    timedelta,
-    Field(
-        ge=timedelta(0),
-        le=MAX_HORIZON,
-        description="ISO 8601 duration after `start_at`, e.g. `P1D`",
-    ),
+    timedelta, DurationRule(allow_zero=True, maximum=MAX_HORIZON, examples=("P1D", "PT0S"))
 ]
 
 _START = "2026-11-23T10:00:00Z"

@@ -104,7 +104,7 @@ async def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(
     services: Services,
     tmp_path: Path,
 ) -> None:
-    sequence_id = await _two_sends(client, tenant, "PT0S")
+    sequence_id = await _two_sends(client, tenant, "PT1S")
     await add_contacts(session_factory, tenant.workspace_id, CONTACTS, "kill")
     assert len(await enroll_all(state, tenant.workspace_id, sequence_id)) == CONTACTS
     env = worker_env(
