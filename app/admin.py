@@ -69,7 +69,7 @@ async def revoke_key(
     copy (app/workspaces/principals.py). False when Redis was not reachable: processes
     then stop accepting the key within the cache TTL (60 s)."""
     async with admin_session(database_url) as session:
-        await service.revoke_key(session, workspace_id, key_id)
+        await service.revoke_key_as_operator(session, workspace_id, key_id)
     if redis_url is None:
         return False
     redis = Redis.from_url(redis_url)

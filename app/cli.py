@@ -180,8 +180,14 @@ def keys_revoke(
     from app.admin import revoke_key
 
     settings = load_settings()
+    from app.core.errors import AppError
+
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    pushed = asyncio.run(revoke_key(_database_url(settings), redis_url, workspace, key_id))
+    try:
+        pushed = asyncio.run(revoke_key(_database_url(settings), redis_url, workspace, key_id))
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"revoked {key_id}")
     if not pushed:
         typer.echo(
