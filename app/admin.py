@@ -100,3 +100,29 @@ async def ensure_dev_key(database_url: str, saved_key: str | None) -> tuple[str,
             session, workspace.id, ApiKeyCreate(name="herald dev admin key", scopes=["admin"])
         )
         return issued.token, True
+
+
+async def reencrypt_secrets(database_url: str) -> dict[str, int]:
+    """Re-encrypt every stored secret under the first key of `HERALD_SECURITY__ENCRYPTION_KEYS`
+    (one transaction: all or nothing). Returns the rows rewritten per `table.column`."""
+    from app.core import encryption
+    from app.models import Base
+
+    ring = encryption.keyring()
+    engine = create_engine(database_url, pool_size=1)
+    counts: dict[str, int] = {}
+    try:
+        async with engine.begin() as connection:
+            for table, column, binary in encryption.encrypted_columns(Base.metadata):
+                keys = tuple(c.name for c in Base.metadata.tables[table].primary_key.columns)
+                counts[f"{table}.{column}"] = await connection.run_sync(
+                    encryption.rewrite_column,
+                    table,
+                    column,
+                    ring.rotate_bytes if binary else ring.rotate,
+                    keys=keys,
+                    binary=binary,
+                )
+    finally:
+        await engine.dispose()
+    return counts

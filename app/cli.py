@@ -20,6 +20,8 @@ cli.add_typer(workspaces_cli, name="workspaces")
 cli.add_typer(keys_cli, name="keys")
 metrics_cli = typer.Typer(help="Campaign metrics administration.", no_args_is_help=True)
 cli.add_typer(metrics_cli, name="metrics")
+secrets_cli = typer.Typer(help="Keys encrypting stored secrets.", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -195,6 +197,31 @@ def keys_revoke(
             "within 60 s (their principal cache TTL).",
             err=True,
         )
+
+
+@secrets_cli.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key for HERALD_SECURITY__ENCRYPTION_KEYS."""
+    from app.core.encryption import generate_key
+
+    typer.echo(generate_key())
+
+
+@secrets_cli.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every stored secret with the first key of HERALD_SECURITY__ENCRYPTION_KEYS
+    (after a rotation; then the old keys can be removed)."""
+    from app.admin import reencrypt_secrets
+    from app.core.encryption import SecretsUnreadable
+
+    settings = load_settings()
+    try:
+        counts = asyncio.run(reencrypt_secrets(_database_url(settings)))
+    except SecretsUnreadable as exc:
+        typer.echo(f"error: {exc} Nothing was changed.", err=True)
+        raise typer.Exit(1) from None
+    for column, rows in counts.items():
+        typer.echo(f"{column}: {rows} re-encrypted")
 
 
 @metrics_cli.command("recount")

@@ -9,7 +9,11 @@ or above may create one (otherwise an editor could mint an unbound key to outran
 
 The last owner of a workspace is protected from everyone, themselves included: they cannot be
 demoted or removed, and their last workspace-wide `admin` key cannot be revoked (409
-`last-owner`). Ownership moves only through `POST /v1/members/{id}/transfer-ownership`.
+`last-owner`). Ownership moves only through `POST /v1/members/{id}/transfer-ownership` (or an
+owner promoting a member to owner).
+
+Every change to members or keys first locks the workspace's owners (`serialise`), so such
+changes run one at a time per workspace and never check a ceiling against a stale role.
 """
 
 from __future__ import annotations
@@ -98,12 +102,19 @@ async def check_key_binding(
         raise PrivilegeCeiling(f"Your key acts as `{actor}`; it cannot {doing} a key {bound}.")
 
 
-async def check_not_last_owner(session: AsyncSession, workspace_id: uuid.UUID, doing: str) -> None:
-    """Refuse taking the owner role away when only one owner is left.
+async def serialise(session: AsyncSession, workspace_id: uuid.UUID) -> list[Member]:
+    """Lock the workspace's owners before any change to members or keys, and return them.
 
-    The owners are locked first, so two concurrent demotions of two owners serialise and the
-    second sees one owner left."""
-    owners = await MemberRepository(session, workspace_id).owners_for_update()
+    Every such change takes this lock first, so they run one at a time per workspace and each
+    reads roles and keys as the previous one committed them: two owners demoting each other
+    at once leave one owner, and a role read for a ceiling check cannot be stale. (A
+    workspace always has an owner, so there is always a row to lock.)"""
+    return await MemberRepository(session, workspace_id).owners_for_update()
+
+
+def check_not_last_owner(owners: list[Member], doing: str) -> None:
+    """Refuse taking the owner role away when only one owner is left (`owners` from
+    `serialise`)."""
     if len(owners) <= 1:
         raise LastOwner(
             f"The last owner cannot be {doing}: a workspace keeps at least one owner. Make "
@@ -112,11 +123,11 @@ async def check_not_last_owner(session: AsyncSession, workspace_id: uuid.UUID, d
 
 
 async def check_not_last_owner_key(session: AsyncSession, key: ApiKey) -> None:
-    """Refuse revoking the last live workspace-wide `admin` key held by an owner."""
+    """Refuse revoking the last live workspace-wide `admin` key held by an owner (after
+    `serialise`)."""
     if key.revoked_at is not None or "admin" not in key.scopes or key.member_id is None:
         return
-    members = MemberRepository(session, key.workspace_id)
-    owners = await members.owners_for_update()
+    owners = await MemberRepository(session, key.workspace_id).owners_for_update()
     owner_ids = [owner.id for owner in owners]
     if key.member_id not in owner_ids:
         return

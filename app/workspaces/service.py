@@ -126,6 +126,7 @@ async def create_member(
     session: AsyncSession, principal: auth.Principal, data: MemberCreate
 ) -> Member:
     """Add a member with a role no higher than the caller's (owners only by an owner)."""
+    await ceilings.serialise(session, principal.workspace_id)
     ceilings.check_role_grant(await ceilings.caller_role(session, principal), data.role)
     return await insert_member(session, principal.workspace_id, data)
 
@@ -149,6 +150,7 @@ async def update_member(
     session: AsyncSession, principal: auth.Principal, member_id: uuid.UUID, changes: MemberUpdate
 ) -> Member:
     """Edit a member the caller outranks or equals; the last owner keeps the owner role."""
+    owners = await ceilings.serialise(session, principal.workspace_id)
     member = await get_member(session, principal.workspace_id, member_id)
     actor = await ceilings.caller_role(session, principal)
     ceilings.check_member_change(actor, member)
@@ -159,7 +161,7 @@ async def update_member(
     role = values.get("role", member.role)
     ceilings.check_role_grant(actor, role)
     if member.role == ceilings.OWNER and role != ceilings.OWNER:
-        await ceilings.check_not_last_owner(session, principal.workspace_id, "demoted")
+        ceilings.check_not_last_owner(owners, "demoted")
     for field, value in values.items():
         setattr(member, field, value)
     await session.flush()
@@ -171,11 +173,11 @@ async def delete_member(
 ) -> None:
     """Removing a member also revokes the keys bound to them. Owners are removed only by an
     owner, and never the last one."""
-    members = MemberRepository(session, principal.workspace_id)
-    member = await members.get_or_404(member_id)
+    owners = await ceilings.serialise(session, principal.workspace_id)
+    member = await MemberRepository(session, principal.workspace_id).get_or_404(member_id)
     ceilings.check_member_change(await ceilings.caller_role(session, principal), member)
     if member.role == ceilings.OWNER:
-        await ceilings.check_not_last_owner(session, principal.workspace_id, "removed")
+        ceilings.check_not_last_owner(owners, "removed")
     await ApiKeyRepository(session, principal.workspace_id).revoke_for_member(member.id, utcnow())
     await session.delete(member)
     await session.flush()
@@ -193,6 +195,7 @@ async def transfer_ownership(
 ) -> OwnershipTransfer:
     """The calling owner hands the owner role to `member_id` and takes `data.previous_owner_role`
     in one transaction; optionally a new `admin` key bound to the new owner is issued."""
+    await ceilings.serialise(session, principal.workspace_id)
     members = MemberRepository(session, principal.workspace_id)
     target = await members.get_or_404(member_id)
     if await ceilings.caller_role(session, principal) != ceilings.OWNER:
@@ -200,7 +203,6 @@ async def transfer_ownership(
             "Only an owner can transfer ownership, with a key bound to them."
         )
     assert principal.member_id is not None  # an owner role implies a bound key
-    await members.owners_for_update()  # serialise with other ownership changes
     caller = await members.get_or_404(principal.member_id)
     if target.id == caller.id:
         raise Conflict("You already own this workspace; name another member to transfer to.")
@@ -239,6 +241,7 @@ async def create_key(
     """`POST /v1/api-keys`: a key within the caller's scopes, bound to a member no more
     privileged than the caller's own (ceilings.py)."""
     ceilings.check_scopes(principal, data.scopes, "create")
+    await ceilings.serialise(session, principal.workspace_id)
     actor = await ceilings.caller_role(session, principal)
     await ceilings.check_key_binding(session, principal, actor, data.member_id, "create")
     return await issue_key(session, principal.workspace_id, data)
@@ -268,6 +271,7 @@ async def issue_key(
 async def revoke_key(session: AsyncSession, principal: auth.Principal, key_id: uuid.UUID) -> ApiKey:
     """Revoke a key the caller could have created (or its own key); never the last owner's
     last `admin` key."""
+    await ceilings.serialise(session, principal.workspace_id)
     key = await get_key(session, principal.workspace_id, key_id)
     if key.revoked_at is None and key.id != principal.api_key_id:
         ceilings.check_scopes(principal, key.scopes, "revoke")
@@ -280,6 +284,7 @@ async def revoke_key_as_operator(
     session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID
 ) -> ApiKey:
     """`herald keys revoke`: the operator is above the scope ladder, not the last-owner rule."""
+    await ceilings.serialise(session, workspace_id)
     return await _revoke(session, await get_key(session, workspace_id, key_id))
 
 

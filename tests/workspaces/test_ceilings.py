@@ -6,6 +6,7 @@ status; the named tests below it are the cases observed in issue 16 and the last
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -388,6 +389,23 @@ async def test_with_two_owners_one_can_step_down_but_not_both(
     last = await client.patch(f"/v1/members/{co_id}", json={"role": "admin"}, headers=co_headers)
     assert last.status_code == 409
     assert last.json()["type"] == LAST_OWNER
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    co_id = await add_member(session_factory, tenant, "owner", "co@acme.example")
+    co_headers = await _key(session_factory, tenant, ["admin"], co_id)
+    answers = await asyncio.gather(
+        client.patch(f"/v1/members/{co_id}", json={"role": "admin"}, headers=tenant.headers),
+        client.patch(f"/v1/members/{tenant.owner_id}", json={"role": "admin"}, headers=co_headers),
+    )
+    # The changes serialise: the second reads its caller's role after the first committed,
+    # and its caller is no longer an owner.
+    assert sorted(a.status_code for a in answers) == [200, 403]
+    async with session_factory() as session:
+        owners = (await session.execute(select(Member.id).where(Member.role == "owner"))).all()
+    assert len(owners) == 1
 
 
 async def test_the_last_owner_keeps_an_admin_key(
