@@ -113,15 +113,9 @@ async def reencrypt_secrets(database_url: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
         async with engine.begin() as connection:
-            for table, column, binary in encryption.encrypted_columns(Base.metadata):
-                keys = tuple(c.name for c in Base.metadata.tables[table].primary_key.columns)
+            for table, column in encryption.encrypted_columns(Base.metadata):
                 counts[f"{table}.{column}"] = await connection.run_sync(
-                    encryption.rewrite_column,
-                    table,
-                    column,
-                    ring.rotate_bytes if binary else ring.rotate,
-                    keys=keys,
-                    binary=binary,
+                    encryption.rewrite_column, table, column, ring.rotate
                 )
     finally:
         await engine.dispose()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import LargeBinary, Text
+from sqlalchemy import Text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -65,28 +65,19 @@ class Keyring:
         self._fernet = MultiFernet([Fernet(key) for key in keys])
 
     def encrypt(self, plaintext: str) -> str:
-        return self.encrypt_bytes(plaintext.encode()).decode()
+        return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        return self.decrypt_bytes(token.encode()).decode()
-
-    def encrypt_bytes(self, plaintext: bytes) -> bytes:
-        return self._fernet.encrypt(plaintext)
-
-    def decrypt_bytes(self, token: bytes) -> bytes:
         return self._readable(self._fernet.decrypt, token)
 
     def rotate(self, token: str) -> str:
         """The same secret encrypted under the first key."""
-        return self.rotate_bytes(token.encode()).decode()
-
-    def rotate_bytes(self, token: bytes) -> bytes:
         return self._readable(self._fernet.rotate, token)
 
     @staticmethod
-    def _readable(operation: Callable[[bytes], bytes], token: bytes) -> bytes:
+    def _readable(operation: Callable[[bytes], bytes], token: str) -> str:
         try:
-            return operation(token)
+            return operation(token.encode()).decode()
         except InvalidToken:
             raise SecretsUnreadable(
                 f"A stored secret does not decrypt with any key of {ENV_VAR}: a key that "
@@ -157,27 +148,14 @@ class EncryptedText(TypeDecorator[str]):
         return None if value is None else decrypt(str(value))
 
 
-class EncryptedBytes(TypeDecorator[bytes]):
-    """A bytea column holding a Fernet token; Python sees the plaintext bytes."""
-
-    impl = LargeBinary
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
-        return None if value is None else keyring().encrypt_bytes(bytes(value))
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
-        return None if value is None else keyring().decrypt_bytes(bytes(value))
-
-
-def encrypted_columns(metadata: sa.MetaData) -> list[tuple[str, str, bool]]:
-    """(table, column, is_binary) of every encrypted column (what `herald secrets reencrypt`
+def encrypted_columns(metadata: sa.MetaData) -> list[tuple[str, str]]:
+    """(table, column) of every `EncryptedText` column (what `herald secrets reencrypt`
     rewrites)."""
     return [
-        (table.name, column.name, isinstance(column.type, EncryptedBytes))
+        (table.name, column.name)
         for table in metadata.sorted_tables
         for column in table.columns
-        if isinstance(column.type, EncryptedText | EncryptedBytes)
+        if isinstance(column.type, EncryptedText)
     ]
 
 
@@ -185,22 +163,18 @@ def rewrite_column(
     connection: Connection,
     table: str,
     column: str,
-    change: Callable[[Any], Any],
-    *,
-    keys: tuple[str, ...] = ("id",),
-    binary: bool = False,
+    change: Callable[[str], str],
 ) -> int:
-    """Apply `change` to every non-null value of `table.column` (rows identified by `keys`),
-    reading and writing the stored value as is (no type decoration). Used by the migration
-    that encrypted the existing secrets (and its downgrade) and by `herald secrets
-    reencrypt`. Returns the rows rewritten."""
-    value_type: sa.types.TypeEngine[Any] = LargeBinary() if binary else Text()
-    rows_table = sa.table(table, *(sa.column(key) for key in keys), sa.column(column, value_type))
+    """Apply `change` to every non-null value of `table.column` (rows keyed by `id`), reading
+    and writing the stored text as is (no type decoration). Used by the migration that
+    encrypted the existing secrets (and its downgrade) and by `herald secrets reencrypt`.
+    Returns the rows rewritten."""
+    rows_table = sa.table(table, sa.column("id"), sa.column(column, Text))
     stored = rows_table.c[column]
-    key_columns = [rows_table.c[key] for key in keys]
-    query = sa.select(*key_columns, stored).where(stored.is_not(None)).with_for_update()
+    query = sa.select(rows_table.c.id, stored).where(stored.is_not(None)).with_for_update()
     rows = connection.execute(query).all()
-    for *identity, value in rows:
-        match = sa.and_(*(c == v for c, v in zip(key_columns, identity, strict=True)))
-        connection.execute(sa.update(rows_table).where(match).values({column: change(value)}))
+    for row_id, value in rows:
+        connection.execute(
+            sa.update(rows_table).where(rows_table.c.id == row_id).values({column: change(value)})
+        )
     return len(rows)

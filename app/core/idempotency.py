@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import ForeignKey, String, delete, select, update
+from sqlalchemy import ForeignKey, LargeBinary, String, delete, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +25,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.clock import utcnow
 from app.core.db import Base, rowcount, transaction
-from app.core.encryption import EncryptedBytes
 from app.core.errors import AppError, problem_response
 from app.core.middleware import header
 from app.core.state import app_state
@@ -48,8 +47,7 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(16))
     response_status: Mapped[int | None] = mapped_column()
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
-    # Encrypted: a stored answer can carry a secret shown once (an API key, a signing secret).
-    response_body: Mapped[bytes | None] = mapped_column(EncryptedBytes)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
 

@@ -1,9 +1,8 @@
 """Signing secrets are stored encrypted (issue 16): webhook endpoints' `secret` and
 `previous_secret` and sequences' `signing_secret` become text columns holding Fernet tokens
 under `HERALD_SECURITY__ENCRYPTION_KEYS` (app/core/encryption.py); the rows already there are
-encrypted in place. Stored idempotent answers (`idempotency_keys.response_body`, which can
-carry a secret shown once) are encrypted too (same bytea column). The downgrade decrypts
-everything back, so it needs a key that decrypts them.
+encrypted in place. The downgrade decrypts them back into the `varchar(100)` columns, so it
+needs a key that decrypts them.
 
 Revision ID: 0015_encrypt_signing_secrets
 Revises: 0014_journal_outlives_contacts
@@ -30,9 +29,6 @@ SECRETS = (
 )
 
 
-ANSWERS = ("idempotency_keys", "response_body", ("workspace_id", "key"))
-
-
 def upgrade() -> None:
     ring = keyring()
     connection = op.get_bind()
@@ -41,15 +37,11 @@ def upgrade() -> None:
             table, column, type_=sa.Text(), existing_type=sa.String(100), existing_nullable=nullable
         )
         rewrite_column(connection, table, column, ring.encrypt)
-    table, column, keys = ANSWERS
-    rewrite_column(connection, table, column, ring.encrypt_bytes, keys=keys, binary=True)
 
 
 def downgrade() -> None:
     ring = keyring()
     connection = op.get_bind()
-    table, column, keys = ANSWERS
-    rewrite_column(connection, table, column, ring.decrypt_bytes, keys=keys, binary=True)
     for table, column, nullable in SECRETS:
         rewrite_column(connection, table, column, ring.decrypt)
         op.alter_column(

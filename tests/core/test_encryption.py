@@ -19,7 +19,6 @@ from app.core import encryption
 from app.core.encryption import Keyring, SecretsUnreadable
 from app.migrate import downgrade, upgrade
 from app.webhooks.models import WebhookEndpoint
-from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.fixtures.services import Services, create_database, drop_database
 from tests.fixtures.tenants import Tenant
 from tests.sequences.helpers import create_sequence
@@ -72,26 +71,6 @@ async def test_webhook_and_sequence_secrets_are_stored_encrypted(
     )
     assert sequence["signing_secret"] not in stored_signing
     assert encryption.decrypt(stored_signing) == sequence["signing_secret"]
-
-
-async def test_a_stored_idempotent_answer_is_encrypted_and_still_replays(
-    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    headers = {**tenant.headers, "Idempotency-Key": "key-once"}
-    body = {"name": "CRM", "scopes": ["contacts:write"]}
-    created = await client.post("/v1/api-keys", json=body, headers=headers)
-    assert created.status_code == 201
-    token = created.json()["key"]
-    async with session_factory() as session:
-        stored = await session.scalar(
-            text("SELECT response_body FROM idempotency_keys WHERE key = 'key-once'")
-        )
-    assert isinstance(stored, bytes)
-    assert token.encode() not in stored
-    assert token.encode() in Keyring([TEST_ENCRYPTION_KEY]).decrypt_bytes(stored)
-    replayed = await client.post("/v1/api-keys", json=body, headers=headers)
-    assert replayed.headers["idempotent-replayed"] == "true"
-    assert replayed.json()["key"] == token
 
 
 def test_two_keys_rotate() -> None:
@@ -147,7 +126,6 @@ async def test_reencrypt_command_moves_every_secret_to_the_new_key(
         "webhook_endpoints.secret",
         "webhook_endpoints.previous_secret",
         "sequences.signing_secret",
-        "idempotency_keys.response_body",
     }
     use(new)  # the old key is gone: every secret still reads
     async with session_factory() as session:
@@ -217,8 +195,6 @@ SELECT_SECRETS = (
     "SELECT e.secret, e.previous_secret, s.signing_secret FROM webhook_endpoints e, sequences s"
 )
 
-SELECT_ANSWER = "SELECT response_body FROM idempotency_keys"
-
 
 def test_migration_encrypts_existing_rows_and_downgrade_decrypts(migration_database: str) -> None:
     url = migration_database
@@ -236,9 +212,6 @@ def test_migration_encrypts_existing_rows_and_downgrade_decrypts(migration_datab
             "INSERT INTO sequences (id, workspace_id, name, version, definition, "
             "signing_secret, created_at, updated_at) VALUES "
             f"('{uuid.uuid4()}', '{workspace}', 'S', 1, '{{}}', 'whsec_sequence', now(), now())",
-            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, state, "
-            "response_body, created_at, expires_at) VALUES "
-            f"('{workspace}', 'k', 'f', 'completed', 'hk_plain'::bytea, now(), now())",
         )
     )
     upgrade(url, ENCRYPTING)
@@ -252,12 +225,7 @@ def test_migration_encrypts_existing_rows_and_downgrade_decrypts(migration_datab
         "whsec_previous",
         "whsec_sequence",
     ]
-    [(answer,)] = asyncio.run(_sql(url, SELECT_ANSWER))
-    assert isinstance(answer, bytes)
-    assert b"hk_plain" not in answer
-    assert encryption.keyring().decrypt_bytes(answer) == b"hk_plain"
     downgrade(url, BEFORE)
     assert asyncio.run(_sql(url, SELECT_SECRETS)) == [
         ("whsec_current", "whsec_previous", "whsec_sequence")
     ]
-    assert asyncio.run(_sql(url, SELECT_ANSWER)) == [(b"hk_plain",)]
