@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db import transaction
 from app.workspaces.models import ApiKey, Member
 from app.workspaces.repository import MemberRepository
-from tests.fixtures.tenants import Tenant, make_key
+from tests.fixtures.tenants import Tenant, make_key, make_tenant
 
 PROBLEM = "application/problem+json"
 CEILING = "https://herald.dev/problems/privilege-ceiling"
 LAST_OWNER = "https://herald.dev/problems/last-owner"
+FORBIDDEN = "https://herald.dev/problems/forbidden"  # the scope check itself
 
 
 @dataclass
@@ -34,7 +35,16 @@ class World:
     tenant: Tenant
     admin_id: uuid.UUID
     editor_id: uuid.UUID
-    endpoint_id: str
+
+    async def endpoint_id(self) -> str:
+        """A webhook endpoint, made by the owner (only for the actions that need one)."""
+        endpoint = await self.client.post(
+            "/v1/webhook-endpoints",
+            json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+            headers=self.tenant.headers,
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        return str(endpoint.json()["id"])
 
     def path_of(self, who: str) -> uuid.UUID:
         return {"owner": self.tenant.owner_id, "admin": self.admin_id, "editor": self.editor_id}[
@@ -53,19 +63,13 @@ async def add_member(
         return member.id
 
 
-@pytest.fixture
-async def world(
-    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+async def new_world(
+    client: httpx.AsyncClient, factory: async_sessionmaker[AsyncSession], name: str
 ) -> World:
-    admin_id = await add_member(session_factory, tenant, "admin", "admin@acme.example")
-    editor_id = await add_member(session_factory, tenant, "editor", "editor@acme.example")
-    endpoint = await client.post(
-        "/v1/webhook-endpoints",
-        json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
-        headers=tenant.headers,
-    )
-    assert endpoint.status_code == 201, endpoint.text
-    return World(client, tenant, admin_id, editor_id, endpoint.json()["id"])
+    tenant = await make_tenant(factory, name)
+    admin_id = await add_member(factory, tenant, "admin", "admin@acme.example")
+    editor_id = await add_member(factory, tenant, "editor", "editor@acme.example")
+    return World(client, tenant, admin_id, editor_id)
 
 
 # Callers: (scopes, the member the key is bound to: "owner" / "admin" / "editor" / None).
@@ -129,7 +133,7 @@ async def _transfer_to_admin(w: World, headers: dict[str, str]) -> httpx.Respons
 
 def _endpoint(method: str, suffix: str = "", body: object = None) -> Action:
     async def act(w: World, headers: dict[str, str]) -> httpx.Response:
-        url = f"/v1/webhook-endpoints/{w.endpoint_id}{suffix}"
+        url = f"/v1/webhook-endpoints/{await w.endpoint_id()}{suffix}"
         return await w.client.request(method, url, json=body, headers=headers)
 
     return act
@@ -226,28 +230,31 @@ MATRIX: dict[str, tuple[Action, dict[str, int]]] = {
 }
 
 
-@pytest.mark.parametrize("caller", list(CALLERS))
 @pytest.mark.parametrize("action", list(MATRIX))
 async def test_privilege_matrix(
-    world: World,
-    session_factory: async_sessionmaker[AsyncSession],
-    caller: str,
-    action: str,
+    client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession], action: str
 ) -> None:
-    scopes, bound_to = CALLERS[caller]
-    if caller == "owner":
-        headers = world.tenant.headers
-    else:
-        member = None if bound_to is None else world.path_of(bound_to)
-        token = await make_key(session_factory, world.tenant, scopes, member)
-        headers = {"Authorization": f"Bearer {token}"}
+    """One row of the matrix: the action by each kind of caller, each in its own workspace
+    (so one caller's success cannot change what the next one finds)."""
     act, expected = MATRIX[action]
-    response = await act(world, headers)
-    assert response.status_code == expected.get(caller, 403), response.text
-    if response.status_code >= 400:
-        assert response.headers["content-type"] == PROBLEM
-    if response.status_code == 409:
-        assert response.json()["type"] == LAST_OWNER
+    statuses: dict[str, int] = {}
+    for caller, (scopes, bound_to) in CALLERS.items():
+        world = await new_world(client, session_factory, f"Matrix {caller}")
+        if caller == "owner":
+            headers = world.tenant.headers
+        else:
+            member = None if bound_to is None else world.path_of(bound_to)
+            token = await make_key(session_factory, world.tenant, scopes, member)
+            headers = {"Authorization": f"Bearer {token}"}
+        response = await act(world, headers)
+        statuses[caller] = response.status_code
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == PROBLEM, (caller, response.text)
+        if response.status_code == 403:
+            assert response.json()["type"] in {CEILING, FORBIDDEN}, (caller, response.text)
+        if response.status_code == 409:
+            assert response.json()["type"] == LAST_OWNER, (caller, response.text)
+    assert statuses == {caller: expected.get(caller, 403) for caller in CALLERS}
 
 
 # -- The cases observed in issue 16 -------------------------------------------------------
