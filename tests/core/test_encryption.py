@@ -12,8 +12,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from typer.testing import CliRunner
 
 from app.admin import reencrypt_secrets
+from app.cli import cli
 from app.config import SecuritySettings, Settings
 from app.core import encryption
 from app.core.encryption import Keyring, SecretsUnreadable
@@ -229,3 +231,47 @@ def test_migration_encrypts_existing_rows_and_downgrade_decrypts(migration_datab
     assert asyncio.run(_sql(url, SELECT_SECRETS)) == [
         ("whsec_current", "whsec_previous", "whsec_sequence")
     ]
+
+
+# -- The CLI ------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_generate_key_prints_a_usable_key() -> None:
+    result = runner.invoke(cli, ["secrets", "generate-key"])
+    assert result.exit_code == 0
+    key = result.output.strip()
+    assert Keyring(encryption.parse_keys(key)).decrypt(Keyring([key]).encrypt("s")) == "s"
+
+
+@pytest.mark.usefixtures("app")
+async def test_reencrypt_command_reports_each_column(
+    client: httpx.AsyncClient, tenant: Tenant, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+        headers=tenant.headers,
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = await asyncio.to_thread(runner.invoke, cli, ["secrets", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "webhook_endpoints.secret: 1 re-encrypted" in result.output
+    assert "sequences.signing_secret: 0 re-encrypted" in result.output
+
+
+@pytest.mark.usefixtures("app")
+def test_cli_cannot_revoke_the_last_owner_key(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    created = runner.invoke(
+        cli, ["workspaces", "create", "--name", "Solo", "--owner-email", "solo@solo.example"]
+    )
+    workspace_id = created.output.split()[1]
+    listed = runner.invoke(cli, ["keys", "list", "--workspace", workspace_id])
+    key_id = listed.output.split()[0]
+    revoked = runner.invoke(cli, ["keys", "revoke", key_id, "--workspace", workspace_id])
+    assert revoked.exit_code == 1
+    assert "last owner's last `admin` key" in revoked.output
