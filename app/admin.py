@@ -69,7 +69,7 @@ async def revoke_key(
     copy (app/core/principals.py). False when Redis was not reachable: processes
     then stop accepting the key within the cache TTL (60 s)."""
     async with admin_session(database_url) as session:
-        await service.revoke_key(session, workspace_id, key_id)
+        await service.revoke_key_as_operator(session, workspace_id, key_id)
     if redis_url is None:
         return False
     redis = Redis.from_url(redis_url)
@@ -109,3 +109,23 @@ async def ensure_dev_key(database_url: str, saved_key: str | None) -> tuple[str,
             ),
         )
         return issued.token, True
+
+
+async def reencrypt_secrets(database_url: str) -> dict[str, int]:
+    """Re-encrypt every stored secret under the first key of `HERALD_SECURITY__ENCRYPTION_KEYS`
+    (one transaction: all or nothing). Returns the rows rewritten per `table.column`."""
+    from app.core import encryption
+    from app.models import Base
+
+    ring = encryption.keyring()
+    engine = create_engine(database_url, pool_size=1)
+    counts: dict[str, int] = {}
+    try:
+        async with engine.begin() as connection:
+            for table, column in encryption.encrypted_columns(Base.metadata):
+                counts[f"{table}.{column}"] = await connection.run_sync(
+                    encryption.rewrite_column, table, column, ring.rotate
+                )
+    finally:
+        await engine.dispose()
+    return counts

@@ -29,6 +29,8 @@ cli.add_typer(workspaces_cli, name="workspaces")
 cli.add_typer(keys_cli, name="keys")
 metrics_cli = typer.Typer(help="Campaign metrics administration.", no_args_is_help=True)
 cli.add_typer(metrics_cli, name="metrics")
+secrets_cli = typer.Typer(help="Keys encrypting stored secrets.", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -261,9 +263,15 @@ def keys_revoke(
     from app.admin import revoke_key
 
     settings = load_settings()
+    from app.core.errors import AppError
+
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     with database_url(settings) as url:
-        pushed = asyncio.run(revoke_key(url, redis_url, workspace, key_id))
+        try:
+            pushed = asyncio.run(revoke_key(url, redis_url, workspace, key_id))
+        except AppError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"revoked {key_id}")
     # No Redis configured and no dev running: no API process holds the key in its cache.
     if not pushed and redis_url is not None:
@@ -272,6 +280,32 @@ def keys_revoke(
             "within 60 s (their principal cache TTL).",
             err=True,
         )
+
+
+@secrets_cli.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key for HERALD_SECURITY__ENCRYPTION_KEYS."""
+    from app.core.encryption import generate_key
+
+    typer.echo(generate_key())
+
+
+@secrets_cli.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every stored secret with the first key of HERALD_SECURITY__ENCRYPTION_KEYS
+    (after a rotation; then the old keys can be removed)."""
+    from app.admin import reencrypt_secrets
+    from app.core.encryption import SecretsUnreadable
+
+    settings = load_settings()
+    with database_url(settings) as url:
+        try:
+            counts = asyncio.run(reencrypt_secrets(url))
+        except SecretsUnreadable as exc:
+            typer.echo(f"error: {exc} Nothing was changed.", err=True)
+            raise typer.Exit(1) from None
+    for column, rows in counts.items():
+        typer.echo(f"{column}: {rows} re-encrypted")
 
 
 @metrics_cli.command("recount")

@@ -267,6 +267,25 @@ class NotificationSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    encryption_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated Fernet keys encrypting stored signing secrets: the first "
+        "encrypts, all decrypt (rotation: add the new key first, run `herald secrets "
+        "reencrypt`, then drop the old). Required in production; elsewhere a key is generated "
+        "once into `<data_dir>/encryption-key`",
+    )
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from app.core.encryption import parse_keys
+
+            parse_keys(value.get_secret_value())
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -296,6 +315,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     segments: SegmentSettings = SegmentSettings()
     notifications: NotificationSettings = NotificationSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
@@ -308,6 +328,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "HERALD_CHANNELS__SMTP__VERIFY_CERTIFICATE=false is refused in production: "
                 "trust a private CA with HERALD_CHANNELS__SMTP__CA_FILE instead"
+            )
+        if self.environment == "production" and self.security.encryption_keys is None:
+            raise ValueError(
+                "HERALD_SECURITY__ENCRYPTION_KEYS must be set in production (comma-separated "
+                "Fernet keys; make one with `herald secrets generate-key`): signing secrets "
+                "are stored encrypted with it"
             )
         return self
 

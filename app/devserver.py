@@ -17,9 +17,11 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+from pydantic import SecretStr
 
 from app.admin import ensure_dev_key
-from app.config import LOOPBACK_NETWORKS, Settings, async_database_url, redact_url
+from app.config import LOOPBACK_NETWORKS, SecuritySettings, Settings, async_database_url, redact_url
+from app.core import encryption
 from app.devstate import DevState, libpq_url, remove_state, write_state
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.migrate import upgrade
@@ -53,6 +55,7 @@ def run_dev(settings: Settings, port: int, data_dir: Path) -> int:
         if settings.redis_url is None:
             env["REDIS_URL"] = redis.start()
         database_url = async_database_url(env["DATABASE_URL"])
+        _use_encryption_key(settings, env, data_dir)
         upgrade(database_url)
         key, created = _dev_key(database_url, data_dir / "admin-key")
         for command in ("serve", "worker"):
@@ -85,6 +88,18 @@ def run_dev(settings: Settings, port: int, data_dir: Path) -> int:
         _stop_children(children)
         redis.stop()
         postgres.stop()
+
+
+def _use_encryption_key(settings: Settings, env: dict[str, str], data_dir: Path) -> None:
+    """Without HERALD_SECURITY__ENCRYPTION_KEYS, the key kept in `<data_dir>/encryption-key`
+    (created on first start) encrypts stored secrets, for the migration run here and for the
+    API and worker children."""
+    if settings.security.encryption_keys is not None:
+        return
+    key = encryption.dev_key(data_dir)
+    env[encryption.ENV_VAR] = key
+    security = SecuritySettings(encryption_keys=SecretStr(key))
+    encryption.configure(settings.model_copy(update={"security": security}))
 
 
 def _dev_key(database_url: str, key_file: Path) -> tuple[str, bool]:

@@ -24,6 +24,7 @@ from app.contacts.consent.router import router as consent_router
 from app.contacts.imports.router import router as imports_router
 from app.contacts.privacy.router import router as privacy_router
 from app.contacts.router import router as contacts_router
+from app.core import encryption
 from app.core.db import create_engine, create_session_factory
 from app.core.deps import SUCCESS_HOOKS
 from app.core.errors import install_error_handlers
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     wire()
     configure_logging(settings.logging.level, settings.logging.json_output)
+    encryption.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import LOOPBACK_NETWORKS, LoggingSettings, Settings, WebhookSettings
+from app.config import (
+    LOOPBACK_NETWORKS,
+    LoggingSettings,
+    SecuritySettings,
+    Settings,
+    WebhookSettings,
+)
 from app.core.clock import clock
 from app.core.state import AppState
 from app.main import create_app
@@ -17,6 +25,11 @@ from app.migrate import upgrade
 from app.models import Base
 from tests.fixtures.services import Services, create_database, drop_database, start_services
 from tests.fixtures.tenants import Tenant, make_tenant
+
+# Stored signing secrets are encrypted (app/core/encryption.py): the tests' key, for the app,
+# the worker, and the migrations (which read the environment).
+TEST_ENCRYPTION_KEY = "RB3oakksmRDI4dXZMiheDr76P5ntUAWBj-M6BBITjYs="
+os.environ["HERALD_SECURITY__ENCRYPTION_KEYS"] = TEST_ENCRYPTION_KEY
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +55,7 @@ def make_settings(database_url: str, redis_url: str, **overrides: object) -> Set
         # Receivers in tests are local servers: the SSRF guard lets loopback through here
         # (its own tests turn it back on).
         "webhooks": WebhookSettings(allowed_networks=LOOPBACK_NETWORKS),
+        "security": SecuritySettings(encryption_keys=SecretStr(TEST_ENCRYPTION_KEY)),
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -20,7 +20,9 @@ KEY_LINE = re.compile(r"Admin key:\s+(hk_[A-Za-z0-9_-]{43})")
 
 class DevProcess:
     def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        # As a newcomer runs it: no services, no encryption key (dev makes and keeps one).
+        unset = {"DATABASE_URL", "REDIS_URL", "HERALD_SECURITY__ENCRYPTION_KEYS"}
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -82,6 +84,13 @@ def test_herald_dev_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert "DATABASE_URL: postgresql://" in banner
         assert "REDIS_URL:    redis://127.0.0.1:" in banner
         _dev_tools_reach_the_running_servers(data_dir, base)
+        endpoint = httpx.post(
+            f"{base}/v1/webhook-endpoints",
+            json={"url": "http://127.0.0.1:9/hook"},
+            headers={"Authorization": f"Bearer {first.key}"},
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        assert (data_dir / "encryption-key").exists()
     finally:
         assert first.stop() == 0, log_path.read_text()
     assert not (data_dir / "dev.json").exists()
@@ -101,6 +110,13 @@ def test_herald_dev_runs_and_stops_cleanly(tmp_path: Path) -> None:
             f"http://127.0.0.1:{port}/v1/members", headers={"Authorization": f"Bearer {second.key}"}
         )
         assert [m["email"] for m in response.json()["data"]] == ["owner@example.com"]
+        # The stored secret still decrypts: the restart reused the kept encryption key.
+        test_send = httpx.post(
+            f"http://127.0.0.1:{port}/v1/webhook-endpoints/{endpoint.json()['id']}/test",
+            headers={"Authorization": f"Bearer {second.key}"},
+            timeout=30,
+        )
+        assert test_send.status_code == 200, test_send.text
     finally:
         assert second.stop() == 0, log_path.read_text()
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.encryption import decrypt
 from app.outbox import emit
 from app.outbox.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
 
@@ -128,7 +129,8 @@ async def signing_secrets(
         text("SELECT id, signing_secret FROM sequences WHERE id = ANY(CAST(:ids AS uuid[]))"),
         {"ids": list(set(sequence_ids))},
     )
-    return {row[0]: row[1] for row in rows.all()}
+    # Raw SQL skips the column type: decrypt here (stored encrypted, app/core/encryption.py).
+    return {row[0]: decrypt(row[1]) for row in rows.all()}
 
 
 async def mark_sent(

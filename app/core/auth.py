@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
@@ -76,6 +76,17 @@ class Principal:
             if scope_area in ("", area) and LEVELS.get(scope_level, 0) >= needed:
                 return True
         return False
+
+    def can_grant(self, scope: str) -> bool:
+        """Whether `scope` is within this key's own scopes (the key-creation ceiling).
+
+        An area scope (`contacts:write`) is within any scope that allows it; a workspace-wide
+        scope (`write`, `admin`) only within a workspace-wide scope at least as high."""
+        area, _, level = scope.rpartition(":")
+        if area:
+            return level in LEVELS and self.allows(area, cast(Level, level))
+        needed = LEVELS.get(level, len(LEVELS) + 1)
+        return any(":" not in held and LEVELS.get(held, 0) >= needed for held in self.scopes)
 
 
 # The principal cache (app/core/principals.py explains the protocol).

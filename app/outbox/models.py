@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampMixin
+from app.core.encryption import EncryptedText
 from app.core.repository import WorkspaceEntity
 
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
@@ -59,10 +60,11 @@ class WebhookEndpoint(TimestampMixin, WorkspaceEntity, Base):
     description: Mapped[str | None] = mapped_column(String(1000))
     # Exact types (`campaign.launched`), family wildcards (`campaign.*`) or `*` for all.
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
-    # Kept in clear: every attempt signs with it (like the sequences' signing secrets).
-    secret: Mapped[str] = mapped_column(String(100))
+    # Every attempt signs with it, so it cannot be hashed: stored encrypted
+    # (app/core/encryption.py, like the sequences' signing secrets), plaintext in Python.
+    secret: Mapped[str] = mapped_column(EncryptedText)
     # During a rotation's overlap both signatures are sent.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column()
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     disabled_reason: Mapped[str | None] = mapped_column(String(500))

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampMixin
+from app.core.encryption import EncryptedText
 from app.core.repository import WorkspaceEntity
 
 # An enrollment is live while `active` (a step is due at `next_action_at`) or `waiting`
@@ -40,8 +41,9 @@ class Sequence(TimestampMixin, WorkspaceEntity, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # ETag source
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the current draft
     published_version: Mapped[int | None] = mapped_column(Integer)  # latest published number
-    # Standard Webhooks secret (`whsec_...`) signing the `webhook` steps' calls.
-    signing_secret: Mapped[str] = mapped_column(String(100))
+    # Standard Webhooks secret (`whsec_...`) signing the `webhook` steps' calls; stored
+    # encrypted (app/core/encryption.py), plaintext in Python.
+    signing_secret: Mapped[str] = mapped_column(EncryptedText)
 
 
 class SequenceVersion(WorkspaceEntity, Base):

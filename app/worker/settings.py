@@ -14,6 +14,7 @@ from app.campaigns import tasks as campaigns_tasks
 from app.channels import tasks as channels_tasks
 from app.config import Settings, get_settings
 from app.contacts import tasks as contacts_tasks
+from app.core import encryption
 from app.core.db import create_engine, create_session_factory
 from app.core.jobs import JobQueue
 from app.core.logging import configure_logging
@@ -88,6 +89,7 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
 def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     settings = settings or get_settings()
     configure_logging(settings.logging.level, settings.logging.json_output)
+    encryption.configure(settings)
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
         "cron_jobs": CRON_JOBS,

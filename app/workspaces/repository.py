@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.repository import WorkspaceRepository
@@ -52,6 +52,12 @@ class MemberRepository(WorkspaceRepository[Member]):
         )
         return result.scalar_one_or_none()
 
+    async def owners_for_update(self) -> list[Member]:
+        """The owners, locked until commit (ownership changes serialise on them)."""
+        statement = self.scoped().where(Member.role == "owner").order_by(Member.id)
+        result = await self.session.execute(statement.with_for_update())
+        return list(result.scalars().all())
+
 
 class ApiKeyRepository(WorkspaceRepository[ApiKey]):
     model = ApiKey
@@ -67,6 +73,16 @@ class ApiKeyRepository(WorkspaceRepository[ApiKey]):
             )
             .values(revoked_at=now)
         )
+
+    async def live_admin_keys_of(self, member_ids: list[uuid.UUID]) -> int:
+        """How many unrevoked keys with the workspace-wide `admin` scope these members hold."""
+        statement = select(func.count()).where(
+            ApiKey.workspace_id == self.workspace_id,
+            ApiKey.member_id.in_(member_ids),
+            ApiKey.revoked_at.is_(None),
+            ApiKey.scopes.contains(["admin"]),
+        )
+        return int((await self.session.execute(statement)).scalar_one())
 
 
 class ApiKeyLookup:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
@@ -20,6 +20,8 @@ from app.workspaces.schemas import (
     MemberCreate,
     MemberOut,
     MemberUpdate,
+    OwnershipChange,
+    OwnershipTransferred,
     WorkspaceOut,
     WorkspaceUpdate,
 )
@@ -88,7 +90,10 @@ async def list_members(
     summary="Add a member",
     description=(
         "Add a person with a base role (`owner`, `admin`, `editor`, `viewer`) and optional "
-        "free-form reviewer roles that approval policies can name. Email is unique per workspace."
+        "free-form reviewer roles that approval policies can name. Email is unique per "
+        "workspace. Ceiling: the role cannot be above the role the caller's key acts with "
+        "(its member's, `admin` for an unbound key); only an owner adds an owner (403 "
+        "`privilege-ceiling`)."
     ),
     status_code=status.HTTP_201_CREATED,
     response_model=MemberOut,
@@ -99,7 +104,7 @@ async def create_member(
     session: Session,
     principal: Annotated[Principal, Caller("members", "admin")],
 ) -> MemberOut:
-    member = await service.create_member(session, principal.workspace_id, body)
+    member = await service.create_member(session, principal, body)
     return MemberOut.model_validate(member)
 
 
@@ -125,9 +130,14 @@ async def get_member(
     "/members/{member_id}",
     tags=["Members"],
     summary="Update a member",
-    description="Change a member's name, base role or reviewer roles. Omitted fields stay.",
+    description=(
+        "Change a member's name, base role or reviewer roles. Omitted fields stay. Ceiling: "
+        "the caller edits only members at or below its own role and grants no role above it; "
+        "only an owner promotes or demotes an owner (403 `privilege-ceiling`); the last owner "
+        "cannot be demoted (409 `last-owner`)."
+    ),
     response_model=MemberOut,
-    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+    responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
 )
 async def update_member(
     member_id: uuid.UUID,
@@ -135,7 +145,7 @@ async def update_member(
     session: Session,
     principal: Annotated[Principal, Caller("members", "admin")],
 ) -> MemberOut:
-    member = await service.update_member(session, principal.workspace_id, member_id, body)
+    member = await service.update_member(session, principal, member_id, body)
     return MemberOut.model_validate(member)
 
 
@@ -143,7 +153,11 @@ async def update_member(
     "/members/{member_id}",
     tags=["Members"],
     summary="Remove a member",
-    description="Remove a member and revoke every API key bound to them. The owner stays.",
+    description=(
+        "Remove a member and revoke every API key bound to them. Only members at or below "
+        "the caller's role; owners only by an owner (403 `privilege-ceiling`); the last owner "
+        "stays (409 `last-owner`)."
+    ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
@@ -154,9 +168,47 @@ async def delete_member(
     session: Session,
     principal: Annotated[Principal, Caller("members", "admin")],
 ) -> Response:
-    await service.delete_member(session, principal.workspace_id, member_id)
+    await service.delete_member(session, principal, member_id)
     credentials_changed(session, app_state(request).redis)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/members/{member_id}/transfer-ownership",
+    tags=["Members"],
+    summary="Transfer ownership to a member",
+    description=(
+        "The calling owner makes `member_id` an owner and takes `previous_owner_role` "
+        "(default `admin`), in one step. Needs `members:admin` and a key bound to an owner "
+        "(403 `privilege-ceiling` otherwise). With `issue_owner_key` (default true) the "
+        "response carries a new workspace-wide `admin` key bound to the new owner, shown "
+        "once, to hand over. Keys bound to the previous owner keep their scopes: revoke them "
+        "if they should not. 409 when the member is already an owner."
+    ),
+    response_model=OwnershipTransferred,
+    responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
+)
+async def transfer_ownership(
+    member_id: uuid.UUID,
+    session: Session,
+    principal: Annotated[Principal, Caller("members", "admin")],
+    body: Annotated[
+        OwnershipChange | None,
+        Body(examples=[{"previous_owner_role": "admin", "issue_owner_key": True}]),
+    ] = None,
+) -> OwnershipTransferred:
+    done = await service.transfer_ownership(
+        session, principal, member_id, body or OwnershipChange()
+    )
+    owner_key = None
+    if done.key is not None:
+        out = ApiKeyOut.model_validate(done.key.api_key)
+        owner_key = ApiKeyCreated(**out.model_dump(), key=done.key.token)
+    return OwnershipTransferred(
+        owner=MemberOut.model_validate(done.owner),
+        previous_owner=MemberOut.model_validate(done.previous_owner),
+        owner_key=owner_key,
+    )
 
 
 @router.get(
@@ -185,7 +237,10 @@ async def list_api_keys(
     description=(
         "Create a key with scopes (`read`, `write`, `admin`, or per area like "
         "`contacts:write`), optionally bound to a member. The secret `key` is in this "
-        "response only; Herald stores a hash."
+        "response only; Herald stores a hash. Ceiling (403 `privilege-ceiling`): every scope "
+        "must be within the caller's own (a workspace-wide `write`/`admin` only from a "
+        "workspace-wide scope as high), and the member it is bound to cannot rank above the "
+        "caller's member (an unbound key ranks as `admin`)."
     ),
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
@@ -196,7 +251,7 @@ async def create_api_key(
     session: Session,
     principal: Annotated[Principal, Caller("api_keys", "admin")],
 ) -> ApiKeyCreated:
-    issued = await service.issue_key(session, principal.workspace_id, body)
+    issued = await service.create_key(session, principal, body)
     out = ApiKeyOut.model_validate(issued.api_key)
     return ApiKeyCreated(**out.model_dump(), key=issued.token)
 
@@ -221,9 +276,13 @@ async def get_api_key(
     "/api-keys/{key_id}",
     tags=["API keys"],
     summary="Revoke an API key",
-    description="Revoke a key; the next request made with it answers 401. Repeating is harmless.",
+    description=(
+        "Revoke a key; the next request made with it answers 401. Repeating is harmless. A "
+        "caller revokes its own key or keys it could have created (403 `privilege-ceiling`), "
+        "never the last owner's last `admin` key (409 `last-owner`)."
+    ),
     response_model=ApiKeyOut,
-    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+    responses=problem_responses(*COMMON_ERRORS, 404, 409, 422),
 )
 async def revoke_api_key(
     key_id: uuid.UUID,
@@ -231,6 +290,6 @@ async def revoke_api_key(
     session: Session,
     principal: Annotated[Principal, Caller("api_keys", "admin")],
 ) -> ApiKeyOut:
-    key = await service.revoke_key(session, principal.workspace_id, key_id)
+    key = await service.revoke_key(session, principal, key_id)
     credentials_changed(session, app_state(request).redis)
     return ApiKeyOut.model_validate(key)

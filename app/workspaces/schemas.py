@@ -245,3 +245,72 @@ class ApiKeyCreated(ApiKeyOut):
     )
 
     key: str = Field(description="The secret. Shown only in this response; store it now.")
+
+
+class OwnershipChange(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"previous_owner_role": "admin", "issue_owner_key": True},
+                {"previous_owner_role": "viewer", "issue_owner_key": False},
+            ]
+        }
+    )
+
+    previous_owner_role: Literal["admin", "editor", "viewer"] = Field(
+        "admin", description="The base role the calling owner takes once the transfer is done."
+    )
+    issue_owner_key: bool = Field(
+        True,
+        description=(
+            "Issue a workspace-wide `admin` key bound to the new owner and return it once in "
+            "`owner_key`, to hand over (the new owner may hold no key yet)."
+        ),
+    )
+
+
+class OwnershipTransferred(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "owner": {
+                        "id": "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6b",
+                        "email": "dana@acme.example",
+                        "name": "Dana Reviewer",
+                        "role": "owner",
+                        "reviewer_roles": [],
+                        "created_at": _EXAMPLE_TIME,
+                        "updated_at": _EXAMPLE_TIME,
+                    },
+                    "previous_owner": {
+                        "id": "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6a",
+                        "email": "owner@acme.example",
+                        "name": "Olivia Owner",
+                        "role": "admin",
+                        "reviewer_roles": [],
+                        "created_at": _EXAMPLE_TIME,
+                        "updated_at": _EXAMPLE_TIME,
+                    },
+                    "owner_key": {
+                        "id": "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6c",
+                        "name": "Owner admin key (dana@acme.example)",
+                        "prefix": "hk_Zx81Qa9P",
+                        "scopes": ["admin"],
+                        "member_id": "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b6b",
+                        "created_at": _EXAMPLE_TIME,
+                        "last_used_at": None,
+                        "revoked_at": None,
+                        "key": "hk_Zx81Qa9PqT3mV0bq1sPp2cYy6d9WcFv7eK8n5rHjLwA",
+                    },
+                }
+            ]
+        }
+    )
+
+    owner: MemberOut = Field(description="The new owner.")
+    previous_owner: MemberOut = Field(description="The caller, now with `previous_owner_role`.")
+    owner_key: ApiKeyCreated | None = Field(
+        description="The new owner's `admin` key (secret shown only here), or null when "
+        "`issue_owner_key` was false."
+    )

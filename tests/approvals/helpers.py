@@ -43,7 +43,7 @@ async def reviewer(
     factory: Factory, tenant: Tenant, name: str, roles: list[str], base: str = "editor"
 ) -> Reviewer:
     async with transaction(factory) as session:
-        member = await workspaces.create_member(
+        member = await workspaces.insert_member(
             session,
             tenant.workspace_id,
             MemberCreate(
