@@ -16,6 +16,7 @@ from app.approvals import service as approvals
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.campaigns import launch, readiness, transitions
+from app.campaigns import usage as _usage  # noqa: F401 - registers what campaigns use
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignFilters, CampaignRepository, References
 from app.campaigns.schemas import CampaignCreate, CampaignUpdate

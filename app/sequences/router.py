@@ -12,6 +12,7 @@ from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page, check_text
+from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 from app.sequences import service
 from app.sequences.models import Sequence, SequenceVersion
 from app.sequences.schemas import (
@@ -151,11 +152,14 @@ async def update_sequence(
     summary="Delete a sequence",
     description=(
         "Delete a sequence with its published versions and finished enrollments. 409 while "
-        "any enrollment is active or waiting; honours `If-Match`."
+        "any enrollment is active or waiting, and 409 `in-use` (naming them in `used_by`) "
+        "while any campaign names it, finished ones included: a campaign keeps its sequence "
+        "as the record of what it sent (see `GET /v1/sequences/{id}/usage`); honours "
+        "`If-Match`."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(*COMMON_ERRORS, 404, 409, 412, 422),
+    responses=delete_responses(412, 422),
 )
 async def delete_sequence(
     sequence_id: uuid.UUID, session: Session, principal: Writer, if_match: IfMatch = None
@@ -248,3 +252,16 @@ async def get_sequence_version(
 ) -> SequenceVersionOut:
     found = await service.get_version(session, principal.workspace_id, sequence_id, number)
     return _version_out(found)
+
+
+@router.get(
+    "/sequences/{sequence_id}/usage",
+    summary="What uses this sequence",
+    description=usage_description("sequence", "campaigns that name it, in any status"),
+    response_model=UsageOut,
+    responses=USAGE_RESPONSES,
+)
+async def get_sequence_usage(
+    sequence_id: uuid.UUID, session: Session, principal: Reader
+) -> UsageOut:
+    return await service.usage(session, principal.workspace_id, sequence_id)

@@ -14,6 +14,8 @@ from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
+from app.core.usage import UsageOut, find_usage, refuse_if_used
+from app.sequences import usage as _usage  # noqa: F401 - registers what sequences use
 from app.sequences.definition import dump
 from app.sequences.models import Sequence, SequenceVersion
 from app.sequences.repository import ReferenceLookup, SequenceRepository, SequenceVersionRepository
@@ -101,6 +103,11 @@ async def update_sequence(
     return sequence
 
 
+async def usage(session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID) -> UsageOut:
+    await get_sequence(session, workspace_id, sequence_id)
+    return await find_usage(session, workspace_id, "sequence", sequence_id)
+
+
 async def delete_sequence(
     session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID, if_match: str | None
 ) -> None:
@@ -114,6 +121,7 @@ async def delete_sequence(
             f"Sequence {sequence.id} has active or waiting enrollments; exit them (or let them "
             "finish) before deleting it."
         )
+    await refuse_if_used(session, workspace_id, "sequence", sequence.id)
     await session.delete(sequence)
     await session.flush()
 
