@@ -21,6 +21,7 @@ from app.sequences.models import Enrollment, Sequence
 from app.sequences.schemas import SequenceUpdate
 from app.sequences.service import version_for_enrollment
 from app.templates.models import TemplateVersion
+from app.webhooks.ssrf import GuardPolicy
 from tests.fixtures.tenants import Tenant, make_key
 from tests.segments.compiler_helpers import contact_row, insert_rows
 from tests.sequences.helpers import create_sequence, publish_template, template, welcome
@@ -382,8 +383,11 @@ async def test_edits_do_not_block_enrollments_but_delete_does(
     )
     body = SequenceUpdate(name="Edited")
     async with session_factory() as editor, editor.begin():
-        await service.update_sequence(editor, tenant.workspace_id, sequence_id, body, None)
-        await service.publish(editor, tenant.workspace_id, sequence_id, None)
+        guard = GuardPolicy()
+        await service.update_sequence(
+            editor, tenant.workspace_id, sequence_id, body, None, destinations=guard
+        )
+        await service.publish(editor, tenant.workspace_id, sequence_id, None, guard)
         async with session_factory() as enrolling, enrolling.begin():
             await enrolling.execute(text("SET LOCAL lock_timeout = '5s'"))
             assert await enrolling.scalar(key_share) == sequence_id
