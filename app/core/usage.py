@@ -28,6 +28,15 @@ UsedKind = Literal["sequence", "segment", "template", "approval_policy"]
 UserKind = Literal["campaign", "sequence", "segment", "trigger"]
 
 
+_EXAMPLE_USER: dict[str, Any] = {
+    "kind": "campaign",
+    "id": "0190f3c8-8d2e-7b61-9a55-000000000002",
+    "name": "Spring sale",
+    "status": "scheduled",
+    "via": "include_segments",
+}
+
+
 class UsageRef(ResponseModel):
     """One thing that uses the resource."""
 
@@ -56,15 +65,7 @@ class UsageOut(ResponseModel):
                     "id": "0190f3c8-8d2e-7b61-9a55-000000000001",
                     "kind": "segment",
                     "in_use": True,
-                    "used_by": [
-                        {
-                            "kind": "campaign",
-                            "id": "0190f3c8-8d2e-7b61-9a55-000000000002",
-                            "name": "Spring sale",
-                            "status": "scheduled",
-                            "via": "include_segments",
-                        }
-                    ],
+                    "used_by": [_EXAMPLE_USER],
                 }
             ]
         }
@@ -135,15 +136,7 @@ _IN_USE_EXAMPLE = {
     "sale' (0190f3c8-8d2e-7b61-9a55-000000000002) via include_segments. Remove those "
     "references first (GET its /usage lists them).",
     "request_id": "5f0c6a2b9d8e4f71",
-    "used_by": [
-        {
-            "kind": "campaign",
-            "id": "0190f3c8-8d2e-7b61-9a55-000000000002",
-            "name": "Spring sale",
-            "status": "scheduled",
-            "via": "include_segments",
-        }
-    ],
+    "used_by": [_EXAMPLE_USER],
 }
 
 
