@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
@@ -160,3 +161,40 @@ def test_stateful_workflows(base_url: str, fuzz_tenant: Tenant) -> None:
     assert failures == [], "\n".join(failures)
     assert linked, "no scenario reached an operation on a created resource"
     assert scenarios >= STATEFUL_SCENARIOS, f"{scenarios} scenarios in {sessions} sessions"
+
+
+DEEP_RULE = '{"not": ' * 1000 + '{"attribute": {"field": "email", "op": "exists"}}' + "}" * 1000
+HOSTILE = [
+    ("POST", "/v1/segments", '{"name": "Deep", "rule": ' + DEEP_RULE + "}", 422),
+    (
+        "POST",
+        "/v1/segments/preview",
+        '{"rule": {"attribute": {"field": "created_at", "op": "before", '
+        '"value": "9999-12-31T23:59:59-14:00"}}}',
+        422,
+    ),
+    (
+        "POST",
+        "/v1/sequences",
+        '{"name": "Leak", "definition": {"steps": [{"key": "w", "type": "webhook", '
+        '"url": "http://169.254.169.254/latest/meta-data/"}]}}',
+        422,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), HOSTILE)
+def test_the_issue_inputs_on_the_live_server(
+    base_url: str, fuzz_tenant: Tenant, method: str, path: str, body: str, expected: int
+) -> None:
+    """Inputs the fuzzer cannot reach by chance (free-form rule objects, depth past the JSON
+    reader) through the real server and its JSON reader: answered, never a 5xx."""
+    response = httpx.request(
+        method,
+        base_url + path,
+        content=body,
+        headers={**fuzz_tenant.headers, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == expected, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
