@@ -14,14 +14,12 @@ from app.campaigns.reviews import register_review_desk
 from app.contacts.notices import contact_leaving, contacts_changed
 from app.contacts.privacy.sections import register_erasure_step, register_export_section
 from app.core.principals import register_key_lookup
-from app.core.usage import register_usage_finder
 from app.events import privacy as events_privacy
 from app.events.notices import events_recorded
 from app.experiments.service import applied_winners
 from app.segments import membership
 from app.segments import privacy as segments_privacy
 from app.sequences import privacy as sequences_privacy
-from app.sequences import usage as sequences_usage
 from app.sequences.engine import wake
 from app.sequences.engine.variants import register_winner_source
 from app.workspaces.service import authenticate
@@ -41,8 +39,6 @@ def wire() -> None:
     register_winner_source(applied_winners)
     # Campaigns ask the approvals domain to open and void review rounds.
     register_review_desk(ApprovalsDesk())
-    # What uses a resource, answered by the domains that point at it.
-    register_usage_finder("template", sequences_usage.template_users)
     # Each domain's part of a privacy export and erasure.
     register_export_section("events", events_privacy.export_section)
     register_export_section("segments", segments_privacy.export_section)

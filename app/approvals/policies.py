@@ -16,6 +16,7 @@ from app.audit.service import Actor, diff, record
 from app.core.errors import FieldError, Unprocessable
 from app.core.ids import new_id
 from app.core.pagination import PageParams, PageResult
+from app.core.usage import UsageOut, find_usage, refuse_if_used
 
 _AUDITED = ("name", "is_default", "stages", "gates")
 
@@ -157,13 +158,20 @@ async def update_policy(
     return policy
 
 
+async def usage(session: AsyncSession, workspace_id: uuid.UUID, policy_id: uuid.UUID) -> UsageOut:
+    await get_policy(session, workspace_id, policy_id)
+    return await find_usage(session, workspace_id, "approval_policy", policy_id)
+
+
 async def delete_policy(
     session: AsyncSession, workspace_id: uuid.UUID, policy_id: uuid.UUID, actor: Actor
 ) -> None:
-    """Campaigns using it fall back to the default (the foreign key sets theirs to null);
-    open rounds keep their snapshot."""
+    """Refused (409 `in-use`) while an unfinished campaign is reviewed under it; finished
+    campaigns forget it (the foreign key sets theirs to null); open rounds keep their
+    snapshot."""
     policies = PolicyRepository(session, workspace_id)
     policy = await policies.locked_or_404(policy_id)
+    await refuse_if_used(session, workspace_id, "approval_policy", policy_id)
     before = _snapshot(policy)
     await session.delete(policy)
     await session.flush()

@@ -23,6 +23,7 @@ from app.core.errors import Forbidden
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
+from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 
 router = APIRouter(prefix="/v1", tags=["Approvals"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -105,12 +106,13 @@ async def update_policy(
     "/approval-policies/{policy_id}",
     summary="Delete an approval policy",
     description=(
-        "Campaigns that used it fall back to the workspace default; open review rounds keep "
-        "their stages."
+        "Refused with 409 `in-use` (naming them in `used_by`) while an unfinished campaign "
+        "is reviewed under it (see `GET /v1/approval-policies/{id}/usage`); finished "
+        "campaigns forget it. Open review rounds keep their stages."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(*COMMON_ERRORS, 404, 422),
+    responses=delete_responses(422),
 )
 async def delete_policy(policy_id: uuid.UUID, session: Session, principal: Writer) -> Response:
     await policies.delete_policy(session, principal.workspace_id, policy_id, Actor.of(principal))
@@ -187,3 +189,17 @@ async def decide(
         now=utcnow(),
     )
     return (await presenter.present(session, principal.workspace_id, [request]))[0]
+
+
+@router.get(
+    "/approval-policies/{policy_id}/usage",
+    summary="What uses this approval policy",
+    description=usage_description(
+        "approval policy",
+        "campaigns not yet completed, cancelled or archived that are reviewed under it",
+    ),
+    response_model=UsageOut,
+    responses=USAGE_RESPONSES,
+)
+async def get_policy_usage(policy_id: uuid.UUID, session: Session, principal: Reader) -> UsageOut:
+    return await policies.usage(session, principal.workspace_id, policy_id)

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import Boolean, String, func, or_, select, type_coerce
 from sqlalchemy.dialects import postgresql
 
 from app.campaigns.models import Campaign, SpendEntry
@@ -18,6 +18,10 @@ from app.core.repository import WorkspaceRepository, window_clauses
 from app.segments.models import Segment
 from app.sequences.models import Sequence, SequenceVersion
 from app.workspaces.models import Member
+
+# A finished campaign enrolls and reviews nobody any more: its audience segments and approval
+# policy can go (it keeps their ids as history).
+FINISHED_STATUSES = ("completed", "cancelled", "archived")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,34 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
 
     async def filtered(self, params: PageParams, filters: CampaignFilters) -> PageResult[Campaign]:
         return await self.page(params, *filters.conditions())
+
+    async def using_sequence(self, sequence_id: uuid.UUID) -> list[Campaign]:
+        """Every campaign that names the sequence, finished ones included: a campaign keeps
+        the sequence (and the version it ran) as the record of what it sent."""
+        return await self._using(Campaign.sequence_id == sequence_id)
+
+    async def using_segment(self, segment_id: uuid.UUID) -> list[Campaign]:
+        """Unfinished campaigns whose audience (include or exclude) or segment-entry trigger
+        names the segment."""
+        as_json = type_coerce([str(segment_id)], postgresql.JSONB)
+        return await self._using(
+            Campaign.status.not_in(FINISHED_STATUSES),
+            or_(
+                Campaign.include_segments.op("@>", return_type=Boolean)(as_json),
+                Campaign.exclude_segments.op("@>", return_type=Boolean)(as_json),
+                Campaign.trigger["segment_id"].astext == str(segment_id),
+            ),
+        )
+
+    async def using_policy(self, policy_id: uuid.UUID) -> list[Campaign]:
+        """Unfinished campaigns reviewed under the policy."""
+        return await self._using(
+            Campaign.status.not_in(FINISHED_STATUSES), Campaign.approval_policy_id == policy_id
+        )
+
+    async def _using(self, *conditions: Any) -> list[Campaign]:
+        statement = self.scoped().where(*conditions).order_by(Campaign.id)
+        return list((await self.session.execute(statement)).scalars().all())
 
 
 class SpendRepository(WorkspaceRepository[SpendEntry]):

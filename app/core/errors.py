@@ -228,6 +228,10 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    from app.core.json_depth import too_deep_problem  # imports this module
+
+    if (too_deep := too_deep_problem(request, exc)) is not None:
+        return too_deep
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}."

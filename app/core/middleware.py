@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import FieldError, problem_response
+from app.core.json_depth import BODY_CHUNKS
 from app.core.observability import HTTP_LATENCY, HTTP_REQUESTS
 from app.core.outages import RETRY_AFTER_SECONDS, is_outage
 from app.core.request_context import set_request_id
@@ -162,6 +163,9 @@ class RequestGuardMiddleware:
 
         received = 0
         response_started = False
+        # A JSON body's chunks (not an upload's), for the 422 `too_deep` of a body the JSON
+        # reader gave up on (app/core/json_depth.py); the bytes are shared, not copied.
+        chunks: list[bytes] | None = None if is_upload else scope.setdefault(BODY_CHUNKS, [])
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -170,6 +174,8 @@ class RequestGuardMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _BodyTooLarge(limit)
+                if chunks is not None:
+                    chunks.append(message.get("body", b""))
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -40,23 +40,45 @@ def check_text(value: str) -> str:
     return value
 
 
-def check_storable_json(value: Any, max_depth: int = 32, _depth: int = 0) -> Any:
+class _TooDeep(Exception):
+    """Raised at the level past the limit; each level on the way out prepends its key."""
+
+    def __init__(self) -> None:
+        self.path: list[str] = []
+
+
+def check_storable_json(value: Any, max_depth: int = 32) -> Any:
     """Every key and string storable in JSONB and bindable in SQL (`check_text`), no NaN or
-    Infinity (JSONB has no such numbers), bounded nesting."""
-    if _depth > max_depth:
-        raise ValueError("the value nests too deeply")
+    Infinity (JSONB has no such numbers), bounded nesting (`too_deep`, naming where)."""
+    try:
+        _check_json(value, max_depth, 0)
+    except _TooDeep as exc:
+        at = "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in exc.path)
+        raise PydanticCustomError(
+            "too_deep",
+            "the value nests more than {max_depth} levels deep (at `{at}`)",
+            {"max_depth": max_depth, "at": at},
+        ) from None
+    return value
+
+
+def _check_json(value: Any, max_depth: int, depth: int) -> None:
+    if depth > max_depth:
+        raise _TooDeep
     if isinstance(value, str):
         check_text(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("NaN and Infinity are not JSON numbers")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key)
-            check_storable_json(item, max_depth, _depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            check_storable_json(item, max_depth, _depth + 1)
-    return value
+    elif isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                check_text(key)
+            try:
+                _check_json(item, max_depth, depth + 1)
+            except _TooDeep as exc:
+                exc.path.insert(0, str(key))
+                raise
 
 
 def to_utc(value: datetime) -> datetime:

@@ -14,6 +14,7 @@ from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
 from app.core.state import app_state
+from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 from app.segments import service
 from app.segments.models import Segment
 from app.segments.schemas import (
@@ -174,12 +175,14 @@ async def update_segment(
     "/segments/{segment_id}",
     summary="Delete a segment",
     description=(
-        "Delete a segment with its memberships and history. Refused with 409 while another "
-        "segment's rule references it. Honours `If-Match` like PATCH."
+        "Delete a segment with its memberships and history. Refused with 409 `in-use` "
+        "(naming them in `used_by`) while another segment's rule, a sequence, or an unfinished "
+        "campaign's audience or trigger uses it (see `GET /v1/segments/{id}/usage`). Honours "
+        "`If-Match` like PATCH."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(*COMMON_ERRORS, 404, 409, 412, 422),
+    responses=delete_responses(412, 422),
 )
 async def delete_segment(
     segment_id: uuid.UUID, session: Session, principal: Writer, if_match: IfMatch = None
@@ -340,3 +343,16 @@ async def segment_history(
     return Page[SnapshotOut](
         data=[SnapshotOut.model_validate(row) for row in page.items], next_cursor=page.next_cursor
     )
+
+
+@router.get(
+    "/segments/{segment_id}/usage",
+    summary="What uses this segment",
+    description=usage_description(
+        "segment", "other segments' rules, sequences, unfinished campaigns' audiences and triggers"
+    ),
+    response_model=UsageOut,
+    responses=USAGE_RESPONSES,
+)
+async def get_segment_usage(segment_id: uuid.UUID, session: Session, principal: Reader) -> UsageOut:
+    return await service.usage(session, principal.workspace_id, segment_id)

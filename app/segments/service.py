@@ -21,6 +21,7 @@ from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
 from app.core.repository import Window
+from app.core.usage import UsageOut, UsageRef, find_usage, refuse_if_used, register_usage_finder
 from app.segments import membership
 from app.segments.compiler import CompileContext, count_statement, member_ids
 from app.segments.entries_repository import EntryQueries
@@ -158,24 +159,34 @@ async def _dependents(
     return found
 
 
+async def usage(session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID) -> UsageOut:
+    await get_segment(session, workspace_id, segment_id)
+    return await find_usage(session, workspace_id, "segment", segment_id)
+
+
 async def delete_segment(
     session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID, if_match: str | None
 ) -> None:
     segment = await SegmentRepository(session, workspace_id).locked_or_404(segment_id)
     check_if_match(if_match, segment.id, segment.version)
-    users = [
-        other
-        for other in await SegmentRepository(session, workspace_id).mentioning(segment_id)
-        if _references(other, segment_id)
-    ]
-    if users:
-        names = ", ".join(f"{other.name!r} ({other.id})" for other in users[:10])
-        raise Conflict(
-            f"Segment {segment_id} is used by the rules of: {names}. Change those rules first.",
-            extra={"referenced_by": [str(other.id) for other in users]},
-        )
+    await refuse_if_used(session, workspace_id, "segment", segment_id)
     await session.delete(segment)
     await session.flush()
+
+
+async def _segment_users(
+    session: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID
+) -> list[UsageRef]:
+    """Segments whose rules reference this one."""
+    candidates = await SegmentRepository(session, workspace_id).mentioning(segment_id)
+    return [
+        UsageRef(kind="segment", id=other.id, name=other.name, via="rule")
+        for other in candidates
+        if _references(other, segment_id)
+    ]
+
+
+register_usage_finder("segment", "segments", _segment_users)
 
 
 def _references(other: Segment, segment_id: uuid.UUID) -> bool:

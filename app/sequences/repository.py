@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import Text, and_, cast, exists, select
+from sqlalchemy import Text, and_, cast, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
@@ -40,25 +40,28 @@ class SequenceRepository(WorkspaceRepository[Sequence]):
         )
         return bool((await self.session.execute(statement)).scalar())
 
+    async def mentioning(self, resource_id: uuid.UUID) -> list[Sequence]:
+        """Sequences whose draft or any published version names this id (a template or a
+        segment). Ids are unique strings, so a text search of the stored definitions is
+        exact; old versions count because enrollments on them still run."""
+        needle = str(resource_id)
+        in_version = exists().where(
+            SequenceVersion.workspace_id == self.workspace_id,
+            SequenceVersion.sequence_id == Sequence.id,
+            cast(SequenceVersion.definition, Text).contains(needle),
+        )
+        statement = (
+            self.scoped()
+            .where(or_(cast(Sequence.definition, Text).contains(needle), in_version))
+            .order_by(Sequence.id)
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
 
 class SequenceVersionRepository(VersionRepository[SequenceVersion]):
     model = SequenceVersion
     noun = "sequence version"
     parent = "sequence_id"
-
-    async def sending_template(self, template_id: uuid.UUID) -> list[tuple[SequenceVersion, str]]:
-        """Published versions whose definition sends this template, with their sequence's
-        name (ids are unique strings, so a text search of the stored definition is exact)."""
-        statement = (
-            select(SequenceVersion, Sequence.name)
-            .join(Sequence, Sequence.id == SequenceVersion.sequence_id)
-            .where(
-                SequenceVersion.workspace_id == self.workspace_id,
-                cast(SequenceVersion.definition, Text).contains(str(template_id)),
-            )
-            .order_by(SequenceVersion.sequence_id, SequenceVersion.number)
-        )
-        return [(version, name) for version, name in (await self.session.execute(statement)).all()]
 
 
 class ReferenceLookup:

@@ -3,15 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import AfterValidator
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.egress import GuardPolicy
 from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page, check_text
+from app.core.state import app_state
+from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 from app.sequences import service
 from app.sequences.models import Sequence, SequenceVersion
 from app.sequences.schemas import (
@@ -28,6 +31,14 @@ router = APIRouter(prefix="/v1", tags=["Sequences"])
 Paging = Annotated[PageParams, Depends(page_params)]
 Reader = Annotated[Principal, Caller("sequences", "read")]
 Writer = Annotated[Principal, Caller("sequences", "write")]
+
+
+def _destinations(request: Request) -> GuardPolicy:
+    """The SSRF guard's policy (configured allowed networks) for webhook-step URLs."""
+    return GuardPolicy.from_settings(app_state(request).settings.webhooks)
+
+
+Destinations = Annotated[GuardPolicy, Depends(_destinations)]
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647, description="Version number.")]
 
 
@@ -64,9 +75,11 @@ def _version_out(version: SequenceVersion) -> SequenceVersionOut:
     summary="Create a sequence",
     description=(
         "A draft sequence: a graph of steps and settings (docs/sequences.md). The shape is "
-        "checked now (422 with pointers under `/definition`); graph and reference rules "
-        "(targets, reachability, loops, templates, segments) are checked at publish time and "
-        "reported by `GET /v1/sequences/{id}/validation`. The response carries the "
+        "checked now (422 with pointers under `/definition`), and so is every `webhook` "
+        "step's URL against the SSRF guard (422 `url_refused` at `/definition/steps/{i}/url`, "
+        "docs/ssrf.md); graph and reference rules (targets, reachability, loops, templates, "
+        "segments) are checked at publish time and reported by "
+        "`GET /v1/sequences/{id}/validation`. The response carries the "
         "`signing_secret` of the sequence's `webhook` steps: it is shown only here and on "
         "rotation."
     ),
@@ -75,9 +88,13 @@ def _version_out(version: SequenceVersion) -> SequenceVersionOut:
     responses=_etag_responses(201, 422),
 )
 async def create_sequence(
-    body: SequenceCreate, session: Session, principal: Writer, response: Response
+    body: SequenceCreate,
+    session: Session,
+    principal: Writer,
+    response: Response,
+    destinations: Destinations,
 ) -> SequenceCreatedOut:
-    sequence = await service.create_sequence(session, principal.workspace_id, body)
+    sequence = await service.create_sequence(session, principal.workspace_id, body, destinations)
     response.headers["Location"] = f"/v1/sequences/{sequence.id}"
     return SequenceCreatedOut(**_fields(sequence, response), signing_secret=sequence.signing_secret)
 
@@ -138,10 +155,11 @@ async def update_sequence(
     session: Session,
     principal: Writer,
     response: Response,
+    destinations: Destinations,
     if_match: IfMatch = None,
 ) -> SequenceOut:
     sequence = await service.update_sequence(
-        session, principal.workspace_id, sequence_id, body, if_match
+        session, principal.workspace_id, sequence_id, body, if_match, destinations=destinations
     )
     return _out(sequence, response)
 
@@ -151,11 +169,14 @@ async def update_sequence(
     summary="Delete a sequence",
     description=(
         "Delete a sequence with its published versions and finished enrollments. 409 while "
-        "any enrollment is active or waiting; honours `If-Match`."
+        "any enrollment is active or waiting, and 409 `in-use` (naming them in `used_by`) "
+        "while any campaign names it, finished ones included: a campaign keeps its sequence "
+        "as the record of what it sent (see `GET /v1/sequences/{id}/usage`); honours "
+        "`If-Match`."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(*COMMON_ERRORS, 404, 409, 412, 422),
+    responses=delete_responses(412, 422),
 )
 async def delete_sequence(
     sequence_id: uuid.UUID, session: Session, principal: Writer, if_match: IfMatch = None
@@ -194,9 +215,9 @@ async def rotate_signing_secret(
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
 )
 async def validate_sequence(
-    sequence_id: uuid.UUID, session: Session, principal: Reader
+    sequence_id: uuid.UUID, session: Session, principal: Reader, destinations: Destinations
 ) -> ValidationOut:
-    errors = await service.check_draft(session, principal.workspace_id, sequence_id)
+    errors = await service.check_draft(session, principal.workspace_id, sequence_id, destinations)
     return ValidationOut(valid=not errors, errors=errors)
 
 
@@ -214,9 +235,15 @@ async def validate_sequence(
     responses=problem_responses(*COMMON_ERRORS, 404, 409, 412, 422),
 )
 async def publish_sequence(
-    sequence_id: uuid.UUID, session: Session, principal: Writer, if_match: IfMatch = None
+    sequence_id: uuid.UUID,
+    session: Session,
+    principal: Writer,
+    destinations: Destinations,
+    if_match: IfMatch = None,
 ) -> SequenceVersionOut:
-    version = await service.publish(session, principal.workspace_id, sequence_id, if_match)
+    version = await service.publish(
+        session, principal.workspace_id, sequence_id, if_match, destinations
+    )
     return _version_out(version)
 
 
@@ -248,3 +275,16 @@ async def get_sequence_version(
 ) -> SequenceVersionOut:
     found = await service.get_version(session, principal.workspace_id, sequence_id, number)
     return _version_out(found)
+
+
+@router.get(
+    "/sequences/{sequence_id}/usage",
+    summary="What uses this sequence",
+    description=usage_description("sequence", "campaigns that name it, in any status"),
+    response_model=UsageOut,
+    responses=USAGE_RESPONSES,
+)
+async def get_sequence_usage(
+    sequence_id: uuid.UUID, session: Session, principal: Reader
+) -> UsageOut:
+    return await service.usage(session, principal.workspace_id, sequence_id)

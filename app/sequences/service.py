@@ -11,14 +11,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.core.egress import GuardPolicy
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
-from app.sequences.definition import dump
+from app.core.usage import UsageOut, find_usage, refuse_if_used
+from app.sequences import usage as _usage  # noqa: F401 - registers what sequences use
+from app.sequences.definition import SequenceDefinition, dump
 from app.sequences.models import Sequence, SequenceVersion
 from app.sequences.repository import ReferenceLookup, SequenceRepository, SequenceVersionRepository
 from app.sequences.schemas import SequenceCreate, SequenceUpdate
-from app.sequences.validation import parse_definition, validate
+from app.sequences.validation import parse_definition, refused_destinations, validate
 
 SECRET_PREFIX = "whsec_"
 
@@ -32,8 +35,9 @@ def new_signing_secret() -> str:
 
 
 async def create_sequence(
-    session: AsyncSession, workspace_id: uuid.UUID, body: SequenceCreate
+    session: AsyncSession, workspace_id: uuid.UUID, body: SequenceCreate, destinations: GuardPolicy
 ) -> Sequence:
+    await _refuse_destinations(body.definition, destinations)
     sequence = Sequence(
         name=body.name,
         description=body.description,
@@ -65,6 +69,8 @@ async def update_sequence(
     sequence_id: uuid.UUID,
     body: SequenceUpdate,
     if_match: str | None,
+    *,
+    destinations: GuardPolicy,
 ) -> Sequence:
     sequence = await SequenceRepository(session, workspace_id).for_edit_or_404(sequence_id)
     check_if_match(if_match, sequence.id, sequence.version)
@@ -91,6 +97,7 @@ async def update_sequence(
     if "description" in given and body.description != sequence.description:
         sequence.description, changed = body.description, True
     if body.definition is not None:
+        await _refuse_destinations(body.definition, destinations)
         definition = dump(body.definition)
         if definition != sequence.definition:
             sequence.definition, changed = definition, True
@@ -99,6 +106,11 @@ async def update_sequence(
         sequence.updated_at = utcnow()
     await session.flush()
     return sequence
+
+
+async def usage(session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID) -> UsageOut:
+    await get_sequence(session, workspace_id, sequence_id)
+    return await find_usage(session, workspace_id, "sequence", sequence_id)
 
 
 async def delete_sequence(
@@ -114,6 +126,7 @@ async def delete_sequence(
             f"Sequence {sequence.id} has active or waiting enrollments; exit them (or let them "
             "finish) before deleting it."
         )
+    await refuse_if_used(session, workspace_id, "sequence", sequence.id)
     await session.delete(sequence)
     await session.flush()
 
@@ -131,31 +144,48 @@ async def rotate_signing_secret(
 
 
 async def validation_errors(
-    session: AsyncSession, workspace_id: uuid.UUID, sequence: Sequence
+    session: AsyncSession, workspace_id: uuid.UUID, sequence: Sequence, destinations: GuardPolicy
 ) -> list[FieldError]:
     """Every problem that would stop the draft from being published."""
     parsed = parse_definition(sequence.definition)
     if isinstance(parsed, list):
         return parsed
-    return await validate(session, workspace_id, parsed)
+    return await validate(session, workspace_id, parsed, destinations)
 
 
 async def check_draft(
-    session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    sequence_id: uuid.UUID,
+    destinations: GuardPolicy,
 ) -> list[FieldError]:
     sequence = await get_sequence(session, workspace_id, sequence_id)
-    return await validation_errors(session, workspace_id, sequence)
+    return await validation_errors(session, workspace_id, sequence, destinations)
+
+
+async def _refuse_destinations(definition: SequenceDefinition, destinations: GuardPolicy) -> None:
+    """A draft naming a webhook URL the SSRF guard refuses is not saved (422 per step)."""
+    errors = await refused_destinations(definition, destinations)
+    if errors:
+        raise Unprocessable(
+            f"{len(errors)} webhook step(s) name a URL Herald may not call; see `errors`.",
+            errors=errors,
+        )
 
 
 async def publish(
-    session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID, if_match: str | None
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    sequence_id: uuid.UUID,
+    if_match: str | None,
+    destinations: GuardPolicy,
 ) -> SequenceVersion:
     sequence = await SequenceRepository(session, workspace_id).for_edit_or_404(sequence_id)
     check_if_match(if_match, sequence.id, sequence.version)
     parsed = parse_definition(sequence.definition)
     if isinstance(parsed, list):
         raise _unpublishable(parsed)
-    errors = await validate(session, workspace_id, parsed)
+    errors = await validate(session, workspace_id, parsed, destinations)
     if errors:
         raise _unpublishable(errors)
     definition = await pinned_definition(

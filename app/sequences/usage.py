@@ -1,5 +1,5 @@
-"""What in the sequences domain uses resources of lower domains (registered by app/wiring.py
-with `app.core.usage`)."""
+"""Sequences report the templates and segments their definitions name (draft or any published
+version) to the owners' delete checks and `GET .../usage`, via app/core/usage.py."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.usage import User
-from app.sequences.repository import SequenceVersionRepository
+from app.core.usage import UsageRef, register_usage_finder
+from app.sequences.repository import SequenceRepository
 
 
-async def template_users(
-    session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID
-) -> list[User]:
-    """Published sequence versions that send the template: their enrollments still send it."""
-    versions = await SequenceVersionRepository(session, workspace_id).sending_template(template_id)
+async def _sequence_users(
+    session: AsyncSession, workspace_id: uuid.UUID, resource_id: uuid.UUID
+) -> list[UsageRef]:
+    sequences = await SequenceRepository(session, workspace_id).mentioning(resource_id)
     return [
-        User("sequence_version", version.id, f"{name} v{version.number}", "published")
-        for version, name in versions
+        UsageRef(kind="sequence", id=sequence.id, name=sequence.name, via="definition")
+        for sequence in sequences
     ]
+
+
+register_usage_finder("template", "sequences", _sequence_users)
+register_usage_finder("segment", "sequences", _sequence_users)

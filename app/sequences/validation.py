@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.egress import DestinationRefused, DestinationUnresolved, GuardPolicy, check_url
 from app.core.errors import FieldError, pointer_for
 from app.segments.rules import RuleError, parse_rule
 from app.segments.rules.parser import Parser
@@ -55,9 +56,13 @@ def parse_definition(data: Any) -> SequenceDefinition | list[FieldError]:
 
 
 async def validate(
-    session: AsyncSession, workspace_id: uuid.UUID, definition: SequenceDefinition
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    definition: SequenceDefinition,
+    destinations: GuardPolicy,
 ) -> list[FieldError]:
-    """Every graph and reference problem of `definition`; empty when it can be published."""
+    """Every graph, reference and destination problem of `definition`; empty when it can be
+    published."""
     errors = [*_duplicate_keys(definition), *_unknown_targets(definition)]
     errors += _unreachable(definition)
     errors += _cycles_without_wait(definition)
@@ -65,7 +70,43 @@ async def validate(
     lookup = ReferenceLookup(session, workspace_id)
     errors += await _templates(lookup, definition)
     errors += await _segments(lookup, definition)
+    errors += await refused_destinations(definition, destinations)
     return errors
+
+
+async def refused_destinations(
+    definition: SequenceDefinition, destinations: GuardPolicy
+) -> list[FieldError]:
+    """Webhook steps whose URL the SSRF guard refuses (docs/ssrf.md), checked when a draft is
+    saved and when it is published, as well as at every call. A name that does not resolve
+    (yet) passes here: it is no address to refuse, and the send-time guard checks whatever it
+    resolves to then."""
+    errors: list[FieldError] = []
+    verdicts: dict[str, str | None] = {}
+    for index, step in enumerate(definition.steps):
+        if not isinstance(step, WebhookStep):
+            continue
+        if step.url not in verdicts:
+            verdicts[step.url] = await _refusal(step.url, destinations)
+        if (reason := verdicts[step.url]) is not None:
+            errors.append(
+                _error(
+                    f"{STEPS}/{index}/url",
+                    f"Webhook step {step.key!r} cannot call this URL: {reason}.",
+                    "url_refused",
+                )
+            )
+    return errors
+
+
+async def _refusal(url: str, destinations: GuardPolicy) -> str | None:
+    try:
+        await check_url(url, destinations)
+    except DestinationUnresolved:
+        return None
+    except DestinationRefused as refused:
+        return str(refused)
+    return None
 
 
 # -- graph -----------------------------------------------------------------------------------

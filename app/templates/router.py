@@ -11,6 +11,7 @@ from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
+from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 from app.templates import service
 from app.templates.models import Template, TemplateVersion
 from app.templates.schemas import (
@@ -137,11 +138,13 @@ async def update_template(
     "/templates/{template_id}",
     summary="Delete a template",
     description=(
-        "Delete a template with its published versions. 409 while locked; honours `If-Match`."
+        "Delete a template with its published versions. 409 while locked, and 409 `in-use` "
+        "(naming them in `used_by`) while a sequence's draft or published version sends it "
+        "(see `GET /v1/templates/{id}/usage`); honours `If-Match`."
     ),
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(*COMMON_ERRORS, 404, 409, 412, 422),
+    responses=delete_responses(412, 422),
 )
 async def delete_template(
     template_id: uuid.UUID, session: Session, principal: Writer, if_match: IfMatch = None
@@ -250,3 +253,18 @@ async def preview_template(
         content=result.content,
         undefined_fields=result.undefined_fields,
     )
+
+
+@router.get(
+    "/templates/{template_id}/usage",
+    summary="What uses this template",
+    description=usage_description(
+        "template", "sequences whose draft or any published version sends it"
+    ),
+    response_model=UsageOut,
+    responses=USAGE_RESPONSES,
+)
+async def get_template_usage(
+    template_id: uuid.UUID, session: Session, principal: Reader
+) -> UsageOut:
+    return await service.usage(session, principal.workspace_id, template_id)

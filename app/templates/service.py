@@ -14,7 +14,8 @@ from app.contacts.repository import ContactRepository
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
-from app.core.usage import users_of
+from app.core.pagination import PageParams, PageResult
+from app.core.usage import UsageOut, find_usage, refuse_if_used
 from app.templates import rendering
 from app.templates.models import Template, TemplateVersion
 from app.templates.repository import TemplateRepository, TemplateVersionRepository
@@ -145,17 +146,18 @@ async def update_template(
     return template
 
 
+async def usage(session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID) -> UsageOut:
+    await get_template(session, workspace_id, template_id)
+    return await find_usage(session, workspace_id, "template", template_id)
+
+
 async def delete_template(
     session: AsyncSession, workspace_id: uuid.UUID, template_id: uuid.UUID, if_match: str | None
 ) -> None:
     template = await TemplateRepository(session, workspace_id).locked_or_404(template_id)
     check_if_match(if_match, template.id, template.version)
     _refuse_locked(template, "deleted")
-    if await users_of("template", session, workspace_id, template_id):
-        raise Conflict(
-            f"Template {template_id} is used by a published sequence version; enrollments "
-            "on that version still send it, so it cannot be deleted."
-        )
+    await refuse_if_used(session, workspace_id, "template", template_id)
     await session.delete(template)
     await session.flush()
 

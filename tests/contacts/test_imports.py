@@ -412,3 +412,37 @@ async def test_job_reruns_are_safe(
     assert rerun["processed_rows"] == 8
     assert (rerun["created_count"], rerun["unchanged_count"], rerun["failed_count"]) == (0, 3, 5)
     assert len(await all_errors(client, tenant, result["id"])) == 5
+
+
+async def test_cr_only_and_mixed_line_endings_parse(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    """Old Mac exports end lines with a lone CR; hand-merged files mix CR, LF and CRLF (both
+    failed the whole import with "An internal error"). A quoted field keeps its break."""
+    cr_only = 'email,attributes.note\ral@cr.example,"one\rtwo"\r\rbe@cr.example,x\r'
+    result = await imported(client, tenant, settings, cr_only, CSV)
+    assert (result["status"], result["created_count"], result["failed_count"]) == (
+        "completed",
+        2,
+        0,
+    )
+    mixed = "email,attributes.plan\r\nca@mix.example,a\rcb@mix.example,b\ncc@mix.example,c\r\n"
+    result = await imported(client, tenant, settings, mixed, CSV)
+    assert (result["status"], result["created_count"]) == ("completed", 3)
+    ndjson = '{"email": "da@nd.example"}\r{"email": "db@nd.example"}\r\n{"email": 1}\n'
+    result = await imported(client, tenant, settings, ndjson, NDJSON)
+    assert (result["created_count"], result["failed_count"]) == (2, 1)
+    errors = await all_errors(client, tenant, result["id"])
+    assert [error["row_number"] for error in errors] == [3]  # lines count CR as a break
+    contacts = await contacts_by_email(client, tenant)
+    assert contacts["al@cr.example"]["attributes"] == {"note": "one\rtwo"}
+    assert contacts["cb@mix.example"]["attributes"] == {"plan": "b"}
+
+
+async def test_a_header_broken_by_a_stray_cr_fails_with_a_reason(
+    client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    result = await imported(client, tenant, settings, 'email,"attributes.a\r', CSV)
+    assert result["status"] == "failed"
+    assert "header" in result["error"]
+    assert "internal" not in result["error"].lower()

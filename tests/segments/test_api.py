@@ -209,7 +209,7 @@ async def test_references_cycles_and_delete_refusal(
 
     refused = await client.delete(f"/v1/segments/{middle['id']}", headers=tenant.headers)
     assert refused.status_code == 409
-    assert refused.json()["referenced_by"] == [top["id"]]
+    assert [user["id"] for user in refused.json()["used_by"]] == [top["id"]]
 
     assert (
         await client.delete(f"/v1/segments/{top['id']}", headers=tenant.headers)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
+from app.core.egress import GuardPolicy
 from app.core.errors import NotFound, Unprocessable
 from app.sequences import service
 from app.sequences.models import Enrollment, Sequence
@@ -382,8 +383,11 @@ async def test_edits_do_not_block_enrollments_but_delete_does(
     )
     body = SequenceUpdate(name="Edited")
     async with session_factory() as editor, editor.begin():
-        await service.update_sequence(editor, tenant.workspace_id, sequence_id, body, None)
-        await service.publish(editor, tenant.workspace_id, sequence_id, None)
+        guard = GuardPolicy()
+        await service.update_sequence(
+            editor, tenant.workspace_id, sequence_id, body, None, destinations=guard
+        )
+        await service.publish(editor, tenant.workspace_id, sequence_id, None, guard)
         async with session_factory() as enrolling, enrolling.begin():
             await enrolling.execute(text("SET LOCAL lock_timeout = '5s'"))
             assert await enrolling.scalar(key_share) == sequence_id

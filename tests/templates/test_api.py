@@ -288,5 +288,6 @@ async def test_a_template_pinned_by_a_published_sequence_cannot_be_deleted(
     await support.published_sequence(client, tenant, {"steps": steps})
     refused = await client.delete(f"/v1/templates/{pinned}", headers=tenant.headers)
     assert refused.status_code == 409
-    assert "published sequence" in refused.json()["detail"]
+    assert refused.json()["type"].endswith("/in-use")
+    assert "sequence 'Seq'" in refused.json()["detail"]
     assert (await client.delete(f"/v1/templates/{free}", headers=tenant.headers)).status_code == 204

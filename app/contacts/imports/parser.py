@@ -75,28 +75,40 @@ class Decoder:
             raise self._failure
 
 
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
 class _Lines:
-    """Splits fed text into complete lines, numbering them; keeps the unfinished tail."""
+    """Splits fed text into complete lines, numbering them; keeps the unfinished tail.
+
+    A line ends at CRLF, LF or a lone CR (old Mac exports), mixed freely within one file;
+    each line keeps its own ending, so a quoted CSV field keeps the breaks it had. A CR at
+    the end of a piece waits for the next one, which may start with its LF."""
 
     def __init__(self) -> None:
         self._tail = ""
         self.line = 0
 
     def feed(self, text: str) -> list[tuple[int, str]]:
-        parts = (self._tail + text).split("\n")
-        self._tail = parts.pop()
+        text = self._tail + text
+        held = ""
+        if text.endswith("\r"):
+            text, held = text[:-1], "\r"
+        parts = _LINE_BREAK.split(text)
+        self._tail = parts.pop() + held
         if len(self._tail) > MAX_RECORD_CHARS:
             raise ImportFileError(
-                f"Line {self.line + len(parts) + 1} is longer than {MAX_RECORD_CHARS} characters."
+                f"Line {self.line + len(parts) // 2 + 1} is longer than {MAX_RECORD_CHARS} "
+                "characters."
             )
         numbered = []
-        for part in parts:
+        for content, ending in zip(parts[::2], parts[1::2], strict=True):
             self.line += 1
-            numbered.append((self.line, part + "\n"))
+            numbered.append((self.line, content + ending))
         return numbered
 
     def finish(self) -> list[tuple[int, str]]:
-        tail, self._tail = self._tail, ""
+        tail, self._tail = self._tail, ""  # no break inside: at most a held final CR
         if not tail:
             return []
         self.line += 1
@@ -149,8 +161,11 @@ class CsvParser:
     def finish(self) -> list[ParsedRow]:
         rows = self._records(self._lines.finish())
         if self._record:  # an unterminated quoted field runs to the end of the file
-            rows.append(self._parse(self._start, self._record))
-            self._record = ""
+            record, self._record = self._record, ""
+            if self._columns is None:
+                self._read_header(record)
+            else:
+                rows.append(self._parse(self._start, record))
         if self._columns is None:
             raise ImportFileError("The file is empty: a CSV import needs a header row.")
         return rows
@@ -179,7 +194,10 @@ class CsvParser:
         return rows
 
     def _read_header(self, record: str) -> None:
-        names = [name.strip() for name in _cells(record)]
+        try:
+            names = [name.strip() for name in _cells(record)]
+        except csv.Error as exc:
+            raise ImportFileError(f"Bad CSV header: {exc}.") from exc
         columns: list[_Column] = []
         problems: list[str] = []
         for name in names:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -189,6 +189,10 @@ def parse_instant(text: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
+        # Compared in UTC (PostgreSQL and Python alike): `9999-12-31T23:59:59-14:00` or
+        # `0001-01-01T00:00:00+14:00` fall outside years 1-9999 there, so they are refused
+        # here rather than failing the query ("date value out of range").
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
     return parsed if parsed.tzinfo is not None else None

@@ -204,8 +204,14 @@ class Parser:
     def expectation(op: str, kind: str) -> str:
         if kind == "date":
             if op == "between":
-                return "a list of two RFC 3339 timestamps with offsets, earliest first"
-            return "an RFC 3339 timestamp with an offset, e.g. `2026-01-31T00:00:00Z`"
+                return (
+                    "a list of two RFC 3339 timestamps with offsets, earliest first, each"
+                    " within years 0001-9999 in UTC"
+                )
+            return (
+                "an RFC 3339 timestamp with an offset, e.g. `2026-01-31T00:00:00Z`, within"
+                " years 0001-9999 in UTC"
+            )
         if op in ("in", "not_in"):
             return f"a non-empty list of up to {MAX_VALUES} strings" + (
                 "" if kind == "string" else ", numbers or booleans"

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.models import Message
 from app.contacts.models import Contact
 from app.core.clock import utcnow
+from app.core.egress import GuardPolicy
 from app.core.errors import FieldError, Unprocessable
 from app.core.ids import new_id
 from app.core.jobs import no_new_jobs
@@ -94,7 +95,8 @@ async def simulate(
     draft: dict[str, Any] | None = None
     published: SequenceVersion | None = None
     if body.draft:
-        draft = await _draft_definition(session, workspace_id, sequence_id)
+        destinations = GuardPolicy.from_settings(settings.webhooks)
+        draft = await _draft_definition(session, workspace_id, sequence_id, destinations)
     else:
         published = await _published(session, workspace_id, sequence_id, body.version)
     contact_id = await _check_contact(session, workspace_id, body)
@@ -170,11 +172,14 @@ async def _published(
 
 
 async def _draft_definition(
-    session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    sequence_id: uuid.UUID,
+    destinations: GuardPolicy,
 ) -> dict[str, Any]:
     """The draft as publishing would store it (normalised, templates pinned)."""
     sequence = await get_sequence(session, workspace_id, sequence_id)
-    errors = await validation_errors(session, workspace_id, sequence)
+    errors = await validation_errors(session, workspace_id, sequence, destinations)
     parsed = parse_definition(sequence.definition)
     if errors or isinstance(parsed, list):
         raise Unprocessable(
