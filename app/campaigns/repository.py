@@ -59,6 +59,10 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
     async def filtered(self, params: PageParams, filters: CampaignFilters) -> PageResult[Campaign]:
         return await self.page(params, *filters.conditions())
 
+    async def by_ids(self, ids: Collection[uuid.UUID]) -> list[Campaign]:
+        result = await self.session.execute(self.scoped().where(Campaign.id.in_(list(ids))))
+        return list(result.scalars())
+
 
 class SpendRepository(WorkspaceRepository[SpendEntry]):
     model = SpendEntry
