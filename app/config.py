@@ -286,6 +286,27 @@ class SecuritySettings(BaseModel):
         return value
 
 
+class TemplateSettings(BaseModel):
+    """Bounds of rendering user templates (docs/templates.md, Sandbox and limits)."""
+
+    max_email_bytes: int = Field(
+        524_288, ge=1024, description="Rendered email (subject + html + text), UTF-8 bytes"
+    )
+    max_sms_chars: int = Field(1_600, ge=160, description="Rendered SMS text, characters")
+    max_webhook_bytes: int = Field(
+        524_288, ge=1024, description="Rendered webhook payload strings, UTF-8 bytes"
+    )
+    render_timeout_seconds: float = Field(
+        1.0, gt=0, le=60, description="A sandboxed render is killed past this wall time"
+    )
+    render_memory_mib: int = Field(
+        256, ge=32, description="Address space a sandbox process may add while rendering"
+    )
+    sandbox_processes: int = Field(
+        2, ge=1, le=32, description="Sandbox processes per API or worker process"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HERALD_",
@@ -316,6 +337,7 @@ class Settings(BaseSettings):
     segments: SegmentSettings = SegmentSettings()
     notifications: NotificationSettings = NotificationSettings()
     security: SecuritySettings = SecuritySettings()
+    templates: TemplateSettings = TemplateSettings()
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:

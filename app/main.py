@@ -45,6 +45,7 @@ from app.segments.router import router as segments_router
 from app.sequences.enrollments.router import router as enrollments_router
 from app.sequences.router import router as sequences_router
 from app.sequences.simulation.router import router as simulation_router
+from app.templates import sandbox
 from app.templates.router import router as templates_router
 from app.webhooks.openapi import register_webhooks
 from app.webhooks.router import router as webhooks_router
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The start-up heap (modules, app, schemas) never becomes garbage: keep it out of
         # every cyclic-GC pass (measurably cheaper per event batch; see docs/events.md).
         gc.freeze()
+        sandbox.prestart(settings)  # template sandbox processes (docs/templates.md)
         try:
             yield
         finally:

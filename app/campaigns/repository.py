@@ -85,6 +85,10 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
         statement = self.scoped().where(*conditions).order_by(Campaign.id)
         return list((await self.session.execute(statement)).scalars().all())
 
+    async def by_ids(self, ids: Collection[uuid.UUID]) -> list[Campaign]:
+        result = await self.session.execute(self.scoped().where(Campaign.id.in_(list(ids))))
+        return list(result.scalars())
+
 
 class SpendRepository(WorkspaceRepository[SpendEntry]):
     model = SpendEntry

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
@@ -11,6 +11,7 @@ from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
+from app.core.state import app_state
 from app.core.usage import USAGE_RESPONSES, UsageOut, delete_responses, usage_description
 from app.templates import service
 from app.templates.models import Template, TemplateVersion
@@ -236,16 +237,24 @@ async def get_template_version(
     description=(
         "Render the draft (or a published `version`) for an existing contact (`contact_id`) or "
         "a made-up `contact`. Undefined merge fields render empty and are listed in "
-        "`undefined_fields`. Templates failing at render time (sandbox violations, limits) "
-        "answer 422 with a pointer under `/content`."
+        "`undefined_fields`. `campaign.*` comes from `campaign_id` (an existing campaign) or a "
+        "made-up `campaign`. Templates failing at render time answer 422 with a pointer under "
+        "`/content`: sandbox violations as `validation-error`, and a render stopped by a bound "
+        "(CPU time, memory, output size per message, integer size, repetition, range) as "
+        "`template-limit` with `limit` naming it (see docs/templates.md)."
     ),
     response_model=TemplatePreviewOut,
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
 )
 async def preview_template(
-    template_id: uuid.UUID, body: TemplatePreviewRequest, session: Session, principal: Reader
+    template_id: uuid.UUID,
+    body: TemplatePreviewRequest,
+    session: Session,
+    principal: Reader,
+    request: Request,
 ) -> TemplatePreviewOut:
-    result = await service.preview(session, principal.workspace_id, template_id, body)
+    settings = app_state(request).settings
+    result = await service.preview(session, settings, principal.workspace_id, template_id, body)
     return TemplatePreviewOut(
         template_id=result.template_id,
         version=result.version,

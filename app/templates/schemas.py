@@ -19,6 +19,7 @@ ContactText = Annotated[str, StringConstraints(max_length=320), AfterValidator(c
 _TIME = "2026-11-22T09:30:00Z"
 _TEMPLATE_ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b80"
 _CONTACT_ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b71"
+_CAMPAIGN_ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5b72"
 _EMAIL: dict[str, Any] = {
     "subject": "Welcome, {{ contact.attributes.first_name | default('friend') }}",
     "html": "<p>Hi {{ attributes.first_name | default('there') }}</p>"
@@ -183,13 +184,31 @@ class HypotheticalContact(RequestModel):
     )
 
 
+class HypotheticalCampaign(RequestModel):
+    """`campaign.*` for a preview without a real campaign (every field optional)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Spring sale", "objective": "Reactivation"}]}
+    )
+
+    name: ContactText | None = None
+    description: ContactText | None = None
+    objective: ContactText | None = None
+    type: Literal["one_off", "triggered"] | None = None
+    timezone: ContactText | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    tags: list[ContactText] = Field(default_factory=list, max_length=50)
+
+
 class TemplatePreviewRequest(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"contact_id": _CONTACT_ID},
                 {"contact": {"email": "ana@acme.example", "attributes": {"first_name": "Ana"}}},
-                {"contact_id": _CONTACT_ID, "version": 1},
+                {"contact_id": _CONTACT_ID, "version": 1, "campaign_id": _CAMPAIGN_ID},
+                {"contact_id": _CONTACT_ID, "campaign": {"name": "Spring sale"}},
             ]
         }
     )
@@ -199,11 +218,19 @@ class TemplatePreviewRequest(RequestModel):
     version: int | None = Field(
         None, ge=1, le=2_147_483_647, description="A published version; the draft when omitted."
     )
+    campaign_id: uuid.UUID | None = Field(
+        None, description="An existing campaign filling `campaign.*` (at most one of the two)."
+    )
+    campaign: HypotheticalCampaign | None = Field(
+        None, description="Or a made-up campaign; with neither, `campaign.*` renders empty."
+    )
 
     @model_validator(mode="after")
     def _one_contact(self) -> TemplatePreviewRequest:
         if (self.contact_id is None) == (self.contact is None):
             raise ValueError("give exactly one of `contact_id` and `contact`")
+        if self.campaign_id is not None and self.campaign is not None:
+            raise ValueError("give at most one of `campaign_id` and `campaign`")
         return self
 
 

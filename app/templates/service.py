@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,11 +15,13 @@ from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
 from app.core.usage import UsageOut, find_usage, refuse_if_used
-from app.templates import rendering
+from app.templates import rendering, sandbox
+from app.templates.merge_fields import campaign_fields
 from app.templates.models import Template, TemplateVersion
 from app.templates.repository import TemplateRepository, TemplateVersionRepository
 from app.templates.schemas import (
     CONTENT_MODELS,
+    HypotheticalCampaign,
     HypotheticalContact,
     TemplateCreate,
     TemplatePreviewRequest,
@@ -28,6 +29,7 @@ from app.templates.schemas import (
 )
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.contacts.models import Contact
     from app.core.pagination import PageParams, PageResult
 
@@ -70,11 +72,23 @@ def checked_content(channel: str, content: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+class TemplateLimit(Unprocessable):
+    """A render stopped by a sandbox bound (docs/templates.md, Sandbox and limits)."""
+
+    slug, title = "template-limit", "Template limit exceeded"
+
+
 def _render_problem(exc: rendering.RenderError) -> Unprocessable:
     pointer = "/content" + exc.pointer
+    errors = [FieldError(pointer=pointer, location="body", message=exc.message, code=exc.code)]
+    if exc.limit is not None:
+        return TemplateLimit(
+            f"The template at body{pointer} hit the `{exc.limit}` limit: {exc.message}",
+            errors=errors,
+            extra={"limit": exc.limit},
+        )
     return Unprocessable(
-        f"The template at body{pointer} cannot be rendered: {exc.message}",
-        errors=[FieldError(pointer=pointer, location="body", message=exc.message, code=exc.code)],
+        f"The template at body{pointer} cannot be rendered: {exc.message}", errors=errors
     )
 
 
@@ -219,6 +233,7 @@ async def get_version(
 
 async def preview(
     session: AsyncSession,
+    settings: Settings,
     workspace_id: uuid.UUID,
     template_id: uuid.UUID,
     body: TemplatePreviewRequest,
@@ -235,10 +250,14 @@ async def preview(
     else:
         assert body.contact is not None  # the schema requires one of the two
         fields = _hypothetical_fields(body.contact)
-    context = rendering.RenderContext(contact=fields)
+    context = rendering.RenderContext(
+        contact=fields, campaign=await _preview_campaign(session, workspace_id, body)
+    )
+    limits = sandbox.limits_for(settings, template.channel)
     try:
-        # CPU-bound (up to MAX_SECONDS): off the event loop.
-        result = await asyncio.to_thread(rendering.render, content, context)
+        result = await sandbox.render_bounded(
+            content, context, limits, processes=settings.templates.sandbox_processes
+        )
     except rendering.RenderError as exc:
         raise _render_problem(exc) from exc
     return Preview(
@@ -257,6 +276,27 @@ def contact_fields(contact: Contact) -> dict[str, Any]:
         "locale": contact.locale,
         "attributes": dict(contact.attributes or {}),
     }
+
+
+async def _preview_campaign(
+    session: AsyncSession, workspace_id: uuid.UUID, body: TemplatePreviewRequest
+) -> dict[str, Any]:
+    if body.campaign is not None:
+        return _hypothetical_campaign(body.campaign)
+    if body.campaign_id is None:
+        return {}
+    found = await campaign_fields(session, workspace_id, [body.campaign_id])
+    if body.campaign_id not in found:
+        raise NotFound(f"No campaign with id {body.campaign_id}.")
+    return found[body.campaign_id]
+
+
+def _hypothetical_campaign(campaign: HypotheticalCampaign) -> dict[str, Any]:
+    fields = campaign.model_dump()
+    for key in ("start_at", "end_at"):
+        if fields[key] is not None:
+            fields[key] = fields[key].isoformat()
+    return {"id": None, **fields}
 
 
 def _hypothetical_fields(contact: HypotheticalContact) -> dict[str, Any]:

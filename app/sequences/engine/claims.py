@@ -34,6 +34,7 @@ from app.sequences.engine.runner import Pass, PassOutput, enter_step
 from app.sequences.engine.variants import declared_winners
 from app.sequences.engine.versions import ParsedVersion, cached, parsed
 from app.sequences.models import Enrollment
+from app.templates.merge_fields import campaign_fields
 
 
 @dataclass
@@ -62,6 +63,8 @@ async def advance_batch(
     output = PassOutput()
     pins = {pin for version in versions.values() for pin in version.pins.values()}
     output.templates = await template_contents(session, workspace_id, pins)
+    campaign_ids = {e.campaign_id for e in enrollments if e.campaign_id is not None}
+    output.campaigns = await campaign_fields(session, workspace_id, campaign_ids)
     result = BatchResult(advanced=len(enrollments))
     for enrollment in enrollments:
         due = enrollment.next_action_at or now

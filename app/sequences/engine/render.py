@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.channels.tracking import message_links
-from app.templates.rendering import RenderContext, RenderError, render
+from app.templates.rendering import RenderContext, RenderError
+from app.templates.sandbox import limits_for, render_bounded
 from app.templates.service import contact_fields
 
 if TYPE_CHECKING:
@@ -25,20 +26,33 @@ class RenderedMessage:
         return "queued" if self.error is None else "failed"
 
 
-def render_message(
+async def render_message(
     settings: Settings,
     message_id: uuid.UUID,
     contact: Contact,
     template: tuple[str, dict[str, Any]] | None,
+    campaign: dict[str, Any] | None = None,
 ) -> RenderedMessage:
-    """The template's content for this contact; a template error fails this message only."""
+    """The template's content for this contact and campaign, within the channel's render
+    budget (a runaway template is stopped in the sandbox process, never in this worker); a
+    template error fails this message only, with the reason in its `error`."""
     if template is None:
         return RenderedMessage({}, "the pinned template version no longer exists")
     links = message_links(settings, message_id)
     context = RenderContext(
-        contact=contact_fields(contact), unsubscribe_url=links.unsubscribe_url, link=links.link
+        contact=contact_fields(contact),
+        campaign=campaign or {},
+        unsubscribe_url=links.unsubscribe_url,
+        link=links.link,
     )
+    channel, content = template
+    limits = limits_for(settings, channel)
     try:
-        return RenderedMessage(render(template[1], context).content)
+        rendered = await render_bounded(
+            content, context, limits, processes=settings.templates.sandbox_processes
+        )
     except RenderError as exc:
+        if exc.limit is not None:
+            return RenderedMessage({}, f"template_limit ({exc.limit}) at {exc.pointer}: {exc}")
         return RenderedMessage({}, f"{exc.pointer}: {exc}")
+    return RenderedMessage(rendered.content)

@@ -52,6 +52,7 @@ class PassOutput:
     messages: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     templates: dict[uuid.UUID, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    campaigns: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)  # campaign.*
 
 
 class Pass:
@@ -102,7 +103,7 @@ class Pass:
     async def execute(self, step: Step) -> bool:
         """Run one step; True to go on with the next in this pass."""
         if isinstance(step, SendStep):
-            return self.send(step)
+            return await self.send(step)
         if isinstance(step, WaitStep):
             return self.wait(step)
         if isinstance(step, WaitForEventStep):
@@ -110,7 +111,7 @@ class Pass:
         if isinstance(step, BranchStep):
             return await self.branch(step)
         if isinstance(step, WebhookStep):
-            return self.webhook(step)
+            return await self.webhook(step)
         if isinstance(step, UpdateContactStep):
             return await self.update_contact(step)
         assert isinstance(step, ExitStep)
@@ -141,7 +142,7 @@ class Pass:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def send(self, step: SendStep) -> bool:
+    async def send(self, step: SendStep) -> bool:
         assert self.contact is not None
         blocked = self.facts.send_block(self.contact, step.channel)
         if blocked is not None:
@@ -170,7 +171,9 @@ class Pass:
         pinned = self.version.pins.get((step.key, variant))
         message_id = new_id()
         template = self.output.templates.get(pinned) if pinned else None
-        rendered = render_message(self.settings, message_id, self.contact, template)
+        rendered = await render_message(
+            self.settings, message_id, self.contact, template, self.campaign()
+        )
         recipient = self.facts.address(self.contact, step.channel)
         self.add_message(
             step,
@@ -189,7 +192,7 @@ class Pass:
             return False
         return self.goto(step.next)
 
-    def webhook(self, step: WebhookStep) -> bool:
+    async def webhook(self, step: WebhookStep) -> bool:
         assert self.contact is not None
         message_id = new_id()
         pinned = self.version.pins.get((step.key, None))
@@ -197,7 +200,9 @@ class Pass:
         if pinned is None:  # no template: the standard payload
             rendered = RenderedMessage({"payload": self.default_payload(step)})
         else:
-            rendered = render_message(self.settings, message_id, self.contact, template)
+            rendered = await render_message(
+                self.settings, message_id, self.contact, template, self.campaign()
+            )
         self.add_message(
             step,
             message_id=message_id,
@@ -209,6 +214,11 @@ class Pass:
         )
         self.record(step, "called", {"url": step.url, "status": rendered.status}, message_id)
         return self.goto(step.next)
+
+    def campaign(self) -> dict[str, Any] | None:
+        """`campaign.*` of the enrollment's campaign (none for a sequence run on its own)."""
+        campaign_id = self.enrollment.campaign_id
+        return self.output.campaigns.get(campaign_id) if campaign_id else None
 
     def default_payload(self, step: WebhookStep) -> dict[str, Any]:
         assert self.contact is not None
