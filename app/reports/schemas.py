@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from app.core.schemas import ResponseModel
-from app.metrics.schemas import Figures, GroupFigures
+from app.metrics.schemas import FIGURES_EXAMPLE, Figures, GroupFigures
 
 _CAMPAIGN = "0193a5f2-6c1d-7b3e-9f00-0000000000c1"
 _REQUEST = "0193a5f2-6c1d-7b3e-9f00-0000000000a1"
@@ -263,7 +263,12 @@ class CampaignReport(ResponseModel):
                     "status": "running",
                     "as_of": "2030-02-01T08:00:00Z",
                     "figures": _BUSINESS,
-                    "stats": {"totals": {}, "steps": [], "variants": [], "segments": []},
+                    "stats": {
+                        "totals": FIGURES_EXAMPLE,
+                        "steps": [],
+                        "variants": [],
+                        "segments": [],
+                    },
                     "experiments": [
                         {
                             "step_key": "welcome",

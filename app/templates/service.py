@@ -21,7 +21,7 @@ from app.templates.models import Template, TemplateVersion
 from app.templates.repository import TemplateRepository, TemplateVersionRepository
 from app.templates.schemas import (
     CONTENT_MODELS,
-    HypotheticalContact,
+    PreviewContact,
     TemplateCreate,
     TemplatePreviewRequest,
     TemplateUpdate,
@@ -254,7 +254,7 @@ def contact_fields(contact: Contact) -> dict[str, Any]:
     }
 
 
-def _hypothetical_fields(contact: HypotheticalContact) -> dict[str, Any]:
+def _hypothetical_fields(contact: PreviewContact) -> dict[str, Any]:
     return {
         "id": None,
         "email": contact.email,
