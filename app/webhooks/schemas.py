@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from app.core.schemas import Instant, RequestModel, ResponseModel, check_text
+from app.core.schemas import DocumentedAs, Instant, RequestModel, ResponseModel, check_text
 from app.webhooks.catalogue import CATALOGUE, FAMILIES
 
 _ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5c01"
@@ -187,7 +187,7 @@ class DeliveryOut(ResponseModel):
     endpoint_id: uuid.UUID
     event_id: uuid.UUID
     event_type: str
-    status: str
+    status: Annotated[str, DocumentedAs(DeliveryStatus)]
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None

@@ -27,6 +27,7 @@ ENUM_NAMES: dict[tuple[str, ...], str] = {
         "paused",
         "completed",
         "cancelled",
+        "archived",
     ): "CampaignStatus",
     ("queued", "sending", "sent", "delivered", "bounced", "failed", "unknown"): "MessageStatus",
     ("active", "waiting", "paused", "completed", "exited", "failed"): "EnrollmentState",
