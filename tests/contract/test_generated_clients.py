@@ -11,15 +11,21 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from app.cli import OPENAPI_PATH
+from tests.conftest import client_for
 from tests.contract import checks
+from tests.fixtures.tenants import Tenant
 
 SPEC = Path(OPENAPI_PATH)
 # Justified in docs/api.md ("Lint warnings we keep").
@@ -46,17 +52,51 @@ def node_tools() -> None:
     checks.install_node_tools()
 
 
+@pytest.fixture(scope="module")
+def python_client(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, checks.PythonClient]:
+    out = tmp_path_factory.mktemp("generated") / "herald_client"
+    return out, checks.generate_python_client(SPEC, out)
+
+
 def test_the_python_client_covers_every_operation_with_typed_bodies(
-    tmp_path: Path, document: dict[str, Any]
+    python_client: tuple[Path, checks.PythonClient], document: dict[str, Any]
 ) -> None:
-    client = checks.generate_python_client(SPEC, tmp_path / "client")
+    out, client = python_client
     assert client.warnings == []
     assert client.generated == client.operations_in_spec == len(list(checks.operations(document)))
     assert client.untyped == []
     assert client.dropped_schemas == []
-    problem = (tmp_path / "client" / "models" / "problem.py").read_text()
+    problem = (out / "models" / "problem.py").read_text()
     assert "request_id" in problem
     assert "errors" in problem
+
+
+async def test_the_python_client_parses_real_answers_and_problems(
+    python_client: tuple[Path, checks.PythonClient], app: FastAPI, tenant: Tenant
+) -> None:
+    out, _ = python_client
+    sys.path.insert(0, str(out.parent))
+    try:
+        generated = importlib.import_module("herald_client")
+        members = importlib.import_module("herald_client.api.members.list_members")
+        get_member = importlib.import_module("herald_client.api.members.get_member")
+        models = importlib.import_module("herald_client.models")
+    finally:
+        sys.path.remove(str(out.parent))
+    token = tenant.headers["Authorization"].removeprefix("Bearer ")
+    client = generated.AuthenticatedClient(base_url="http://herald.test", token=token)
+    http = client_for(app)  # the app in-process; the generated client's own code on top
+    http.headers.update(tenant.headers)
+    client.set_async_httpx_client(http)
+    page = (await members.asyncio_detailed(client=client)).parsed
+    assert isinstance(page, models.MemberPage)
+    assert isinstance(page.data[0], models.MemberOut)
+    assert page.data[0].role == models.Role.OWNER
+    missing = await get_member.asyncio_detailed(client=client, member_id=uuid.uuid4())
+    assert missing.status_code == 404
+    problem = missing.parsed
+    assert isinstance(problem, models.Problem)
+    assert problem.request_id == missing.headers["x-request-id"]
 
 
 @pytest.mark.usefixtures("node_tools")
