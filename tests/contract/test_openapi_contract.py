@@ -214,3 +214,16 @@ def test_rest_tags_and_the_webhooks_section_have_distinct_titles(
     tags = {tag["name"] for tag in document["tags"]}
     assert "Webhooks" not in tags  # the title Redoc and Swagger UI give the `webhooks` section
     assert {"Webhook endpoints", "Webhook events"} <= tags
+
+
+def test_local_times_are_documented_and_checked_without_an_offset() -> None:
+    """`09:00` is RFC 3339 `partial-time`; a window mixing `09:00` and `17:00Z` is a 422,
+    not a comparison of a naive and an aware time (found by schemathesis once the schema
+    said what the field takes)."""
+    from pydantic import ValidationError
+
+    from app.sequences.definition import TimeWindow
+
+    with pytest.raises(ValidationError, match="without an offset"):
+        TimeWindow.model_validate({"start": "09:00", "end": "17:00Z"})
+    assert TimeWindow.model_validate({"start": "09:00", "end": "17:00"}).end.hour == 17
