@@ -142,8 +142,8 @@ class PolicyOut(ResponseModel):
     id: uuid.UUID
     name: str
     is_default: bool
-    stages: list[dict[str, Any]]
-    gates: list[dict[str, Any]]
+    stages: Annotated[list[dict[str, Any]], DocumentedAs(list[Stage])]
+    gates: Annotated[list[dict[str, Any]], DocumentedAs(list[Gate])]
     version: int
     created_at: datetime
     updated_at: datetime
