@@ -25,11 +25,11 @@ from app.config import Settings
 from app.main import create_app
 from tests.contract import checks
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _missing() -> str | None:
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    if not os.path.exists(CHROMIUM):
         return f"Chromium is not installed at {CHROMIUM} (run `make docs-deps`)"
     return checks.node_tools_available()
 
@@ -60,6 +60,7 @@ def docs_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def rendered(docs_server: str) -> dict[str, Any]:
     checks.install_node_tools()
+    os.environ["CHROMIUM"] = CHROMIUM  # read by docs-check.mjs
     result = checks.node_tool("node", "docs-check.mjs", docs_server, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     data: dict[str, Any] = json.loads(result.stdout)
