@@ -27,12 +27,15 @@ from app.contacts.router import router as contacts_router
 from app.core import encryption
 from app.core.db import create_engine, create_session_factory
 from app.core.deps import SUCCESS_HOOKS
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.jobs import JobQueue
+from app.core.locations import LocationMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from app.core.openapi import build_openapi
+from app.core.ratelimit import RateLimitHeadersMiddleware
 from app.core.routing import install_method_routing
 from app.core.state import AppState
 from app.events.router import router as events_router
@@ -80,7 +83,10 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Audit", "description": "Who did what, when: the append-only audit log."},
     {"name": "Approvals", "description": "Approval policies, review rounds and decisions."},
     {"name": "Campaigns", "description": "Plan, approve, launch and budget campaigns."},
-    {"name": "Webhooks", "description": "Endpoints that receive events, deliveries, replays."},
+    {
+        "name": "Webhook endpoints",
+        "description": "Your URLs that receive the webhook events; deliveries and replays.",
+    },
     {
         "name": "Webhook events",
         "description": "The event catalogue: what Herald POSTs to webhook endpoints.",
@@ -204,8 +210,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # The docs pages are ours (app/core/docs.py): every asset served offline.
+        docs_url=None,
+        redoc_url=None,
         # operationIds are the handler names (`list_members`), stable for generated clients.
         generate_unique_id_function=lambda route: route.name,
     )
@@ -214,6 +221,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     resources = install_method_routing(app)
     # Sees the matched route and the caller; idempotent replays never reach it.
     app.add_middleware(KeyUseAuditMiddleware)
+    # Inside the idempotency middleware: a replay carries the stored Location.
+    app.add_middleware(LocationMiddleware)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RequestGuardMiddleware,
@@ -236,7 +246,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     for router in ROUTERS:
         app.include_router(router)
-    resources.load(app.routes)
+    if docs:
+        install_docs(app)
+    resources.load(app.routes)  # every route, the docs pages included
     register_webhooks(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -164,6 +164,8 @@ async def get_request(request_id: uuid.UUID, session: Session, principal: Reader
 
 @router.post(
     "/approvals/{request_id}/decisions",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/approvals/{request_id}"},
     summary="Decide on an approval request",
     description=(
         "`approve`, `reject` or `request_changes`, with an optional comment, by the member the "

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from app.core.schemas import RequestModel, ResponseModel, check_text
+from app.campaigns.schemas import CampaignStatus, CampaignType
+from app.core.schemas import DocumentedAs, RequestModel, ResponseModel, check_text
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
 RoleName = Annotated[
@@ -145,8 +146,8 @@ class PolicyOut(ResponseModel):
     id: uuid.UUID
     name: str
     is_default: bool
-    stages: list[dict[str, Any]]
-    gates: list[dict[str, Any]]
+    stages: Annotated[list[dict[str, Any]], DocumentedAs(list[Stage])]
+    gates: Annotated[list[dict[str, Any]], DocumentedAs(list[Gate])]
     version: int
     created_at: datetime
     updated_at: datetime
@@ -232,8 +233,8 @@ class CampaignContext(ResponseModel):
     name: str
     description: str | None
     objective: str | None
-    status: str
-    type: str
+    status: Annotated[str, DocumentedAs(CampaignStatus)]
+    type: Annotated[str, DocumentedAs(CampaignType)]
     owner_member_id: uuid.UUID | None
     owner_name: str | None
     budget_amount: str | None
@@ -288,7 +289,7 @@ class RequestOut(ResponseModel):
     id: uuid.UUID
     campaign_id: uuid.UUID
     round: int
-    status: str
+    status: Annotated[str, DocumentedAs(RequestStatus)]
     current_stage: int = Field(description="Index into `stages` of the stage under review.")
     stage_started_at: datetime
     created_at: datetime

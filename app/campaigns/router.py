@@ -295,6 +295,8 @@ async def resume_campaign(
 
 @router.post(
     "/campaigns/{campaign_id}/spend",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/campaigns/{campaign_id}/spend"},
     summary="Record spend",
     description=(
         "One spend entry: `amount` > 0 in the budget's `currency` (422 otherwise, or when the "

@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.core.grammar import Duration, Timezone
-from app.core.schemas import Instant, RequestModel, ResponseModel, check_storable_json, check_text
+from app.core.schemas import (
+    DocumentedAs,
+    Instant,
+    RequestModel,
+    ResponseModel,
+    check_storable_json,
+    check_text,
+)
 
 CampaignStatus = Literal[
     "draft",
@@ -105,6 +112,15 @@ class Budget(RequestModel):
 
     amount: Money = Field(ge=0, description="Decimal string or number, two decimals at most.")
     currency: Currency = Field(description="ISO 4217 code, e.g. `EUR`.")
+
+
+class CampaignBudget(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "5000.00", "currency": "EUR"}]}
+    )
+
+    amount: str = Field(pattern=r"^\d+\.\d{2}$", description="Decimal string, two decimals.")
+    currency: str = Field(description="ISO 4217 code, e.g. `EUR`.")
 
 
 class SegmentEntryTrigger(RequestModel):
@@ -235,21 +251,25 @@ class CampaignOut(ResponseModel):
     name: str
     description: str | None
     objective: str | None
-    goal: dict[str, Any] | None = Field(description="`event_type` and ISO 8601 `window`.")
-    kpis: list[dict[str, Any]]
-    channels: list[str]
+    goal: Annotated[dict[str, Any] | None, DocumentedAs(Goal | None)] = Field(
+        description="`event_type` and ISO 8601 `window`."
+    )
+    kpis: Annotated[list[dict[str, Any]], DocumentedAs(list[Kpi])]
+    channels: Annotated[list[str], DocumentedAs(list[CampaignChannel])]
     include_segments: list[uuid.UUID]
     exclude_segments: list[uuid.UUID]
     sequence_id: uuid.UUID | None
     sequence_version: int | None
     sequence_version_id: uuid.UUID | None = Field(description="The version pinned at schedule.")
     type: CampaignType
-    trigger: dict[str, Any] | None
-    reentry: dict[str, Any]
+    trigger: Annotated[dict[str, Any] | None, DocumentedAs(Trigger | None)]
+    reentry: Annotated[dict[str, Any], DocumentedAs(Reentry)]
     timezone: str
     start_at: datetime | None
     end_at: datetime | None
-    budget: dict[str, Any] | None = Field(description="`amount` (decimal string), `currency`.")
+    budget: Annotated[dict[str, Any] | None, DocumentedAs(CampaignBudget | None)] = Field(
+        description="`amount` (decimal string), `currency`."
+    )
     owner_member_id: uuid.UUID | None
     tags: list[str]
     approval_policy_id: uuid.UUID | None

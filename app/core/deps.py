@@ -14,7 +14,8 @@ from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized
 from app.core.principals import admit, authenticate
-from app.core.ratelimit import retry_after_if_limited
+from app.core.ratelimit import STATE_KEY as RATE_LIMIT_STATE
+from app.core.ratelimit import RateLimitStatus, count_and_status
 from app.core.state import app_state
 
 # Declares the security scheme in OpenAPI; the header itself is parsed below so that each
@@ -73,17 +74,17 @@ async def resolve_principal(request: Request, session: AsyncSession | None = Non
     return principal
 
 
-async def _admit(request: Request, session: AsyncSession) -> tuple[Principal, int | None]:
-    """The caller and, when over its rate limit, the seconds to wait: one Redis round trip
-    and no SQL for a key seen recently (app/core/principals.py)."""
+async def _admit(request: Request, session: AsyncSession) -> tuple[Principal, RateLimitStatus]:
+    """The caller and its rate-limit window (with the seconds to wait when over the limit):
+    one Redis round trip and no SQL for a key seen recently (app/core/principals.py)."""
     state = app_state(request)
     limit = state.settings.http.rate_limit_per_minute
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
-        return cached, await retry_after_if_limited(state.redis, cached.api_key_id, limit, utcnow())
+        return cached, await count_and_status(state.redis, cached.api_key_id, limit, utcnow())
     admission = await admit(state.principals, state.redis, session, bearer_token(request), limit)
     request.state.principal = admission.principal
-    return admission.principal, admission.retry_after
+    return admission.principal, admission.rate
 
 
 def require(area: str, level: Level) -> Callable[..., Coroutine[Any, Any, Principal]]:
@@ -92,14 +93,16 @@ def require(area: str, level: Level) -> Callable[..., Coroutine[Any, Any, Princi
         session: Session,
         _: Annotated[object, Depends(bearer_scheme)] = None,
     ) -> Principal:
-        principal, retry_after = await _admit(request, session)
+        principal, rate = await _admit(request, session)
+        # Told on the response by RateLimitHeadersMiddleware (app/core/ratelimit.py).
+        setattr(request.state, RATE_LIMIT_STATE, rate)
         if not principal.allows(area, level):
             raise Forbidden(
                 f"This operation needs the `{level}` or `{area}:{level}` scope (or higher)."
             )
-        if retry_after is not None:
+        if rate.retry_after is not None:
             raise TooManyRequests(
-                "This API key is over its request rate limit.", retry_after=retry_after
+                "This API key is over its request rate limit.", retry_after=rate.retry_after
             )
         return principal
 

@@ -29,7 +29,10 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every 4xx and 5xx answer."""
+
     model_config = ConfigDict(
+        extra="allow",
         json_schema_extra={
             "examples": [
                 {
@@ -40,16 +43,27 @@ class Problem(BaseModel):
                     "request_id": "5f0c6a2b9d8e4f71",
                 }
             ]
-        }
+        },
     )
 
-    type: str
+    type: str = Field(description="Stable URI of the problem type (docs/errors.md).")
     title: str
-    status: int
-    detail: str
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong, for a person.")
     instance: str | None = None
-    request_id: str | None = None
-    errors: list[FieldError] | None = None
+    request_id: str | None = Field(None, description="Also in `X-Request-Id` and the logs.")
+    errors: list[FieldError] | None = Field(None, description="One entry per invalid field.")
+    # Extension members (RFC 9457 section 3.2) some problems carry; others may be added.
+    allowed: list[str] | None = Field(
+        None, description="409 on a state change: the actions the current state allows."
+    )
+    current_status: str | None = Field(
+        None, description="409 on a state change: the resource's current status."
+    )
+    current_etag: str | None = Field(None, description="412: the resource's current ETag.")
+    referenced_by: list[str] | None = Field(
+        None, description="409 on a delete: ids of what still uses the resource."
+    )
 
 
 class AppError(Exception):

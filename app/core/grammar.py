@@ -184,9 +184,13 @@ class DurationRule:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
+        # JSON Schema's `duration` format (RFC 3339) has no sign: a signed field keeps only
+        # the pattern, so validators do not reject its documented negative values.
+        described: JsonSchemaValue = {"type": "string"}
+        if not self.signed:
+            described["format"] = "duration"
         return {
-            "type": "string",
-            "format": "duration",
+            **described,
             "pattern": JSON_DURATION_PATTERN.replace("^P", "^-?P" if self.signed else "^P"),
             "description": f"ISO 8601 duration: {DURATION_HELP}; no months or years; "
             f"{self.bounds()}.",

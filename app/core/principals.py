@@ -26,7 +26,7 @@ from app.core import auth
 from app.core.auth import EPOCH_KEY, CachedPrincipal, PrincipalCache, bump_epoch
 from app.core.clock import utcnow
 from app.core.db import after_commit
-from app.core.ratelimit import count_request, retry_after, retry_after_if_limited
+from app.core.ratelimit import RateLimitStatus, count_and_status, count_request, rate_status
 
 # The database lookup of a bearer token (raises the precise 401), registered by the
 # workspaces domain: core authenticates through it without importing a domain.
@@ -37,7 +37,7 @@ _key_lookup: KeyLookup | None = None
 @dataclass(frozen=True)
 class Admission:
     principal: auth.Principal
-    retry_after: int | None  # set when the key is over its rate limit
+    rate: RateLimitStatus  # its `retry_after` is set when the key is over its rate limit
 
 
 def credentials_changed(session: AsyncSession, redis: Redis) -> None:
@@ -66,11 +66,11 @@ async def admit(
             count_request(pipe, entry.principal.api_key_id, now)
             epoch, count, _ = await pipe.execute()
         if epoch == entry.epoch:
-            return Admission(entry.principal, retry_after(count, rate_limit_per_minute, now))
+            return Admission(entry.principal, rate_status(count, rate_limit_per_minute, now))
         cache.drop(key_hash)
     principal = await authenticate(cache, redis, session, token)
-    limited = await retry_after_if_limited(redis, principal.api_key_id, rate_limit_per_minute, now)
-    return Admission(principal, limited)
+    rate = await count_and_status(redis, principal.api_key_id, rate_limit_per_minute, now)
+    return Admission(principal, rate)
 
 
 async def authenticate(

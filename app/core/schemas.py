@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 T = TypeVar("T")
 
@@ -20,6 +29,28 @@ class RequestModel(BaseModel):
 
 class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+@dataclass(frozen=True)
+class DocumentedAs:
+    """`Annotated[dict[str, Any], DocumentedAs(Goal)]`: the value is sent exactly as stored
+    (a JSON column written from `Goal`'s JSON dump), and the OpenAPI document describes it with
+    `Goal`'s schema, so clients get the type the request used. Nothing is re-validated or
+    re-serialised at response time; the stored shape is the contract.
+    """
+
+    shape: Any
+
+    def __get_pydantic_json_schema__(
+        self, _: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        shape = TypeAdapter(self.shape).core_schema
+        if "ref" in shape:
+            # A model by reference (`$ref: Goal`), not a copy of its schema inline.
+            shape = core_schema.definitions_schema(
+                core_schema.definition_reference_schema(shape["ref"]), [shape]
+            )
+        return handler(shape)
 
 
 class Page(ResponseModel, Generic[T]):

@@ -104,6 +104,8 @@ async def get_experiment(
 
 @router.post(
     "/campaigns/{campaign_id}/experiments/{step_key}/winner",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/campaigns/{campaign_id}/experiments/{step_key}"},
     summary="Declare a winner",
     description=(
         "Record `variant` as the step's winner on `metric` (one winner per step: 409 when "

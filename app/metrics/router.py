@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.grammar import QueryInstant
-from app.core.openapi import COMMON_ERRORS, problem_responses
+from app.core.openapi import COMMON_ERRORS, SSE_ITEM_SCHEMA, document_model, problem_responses
 from app.core.state import app_state
 from app.metrics import live, service
 from app.metrics.schemas import (
+    STATS_EVENT_EXAMPLE,
     Bucket,
     CampaignStats,
     CampaignTimeseries,
@@ -28,11 +29,9 @@ Reader = Annotated[Principal, Caller("campaigns", "read")]
 
 _STREAM_EXAMPLE = (
     "retry: 1000\n\n"
-    "id: 41\nevent: snapshot\n"
-    'data: {"campaign_id":"0193a5f2-6c1d-7b3e-9f00-0000000000c1","totals":{"sent":980,...}}\n\n'
-    ": heartbeat\n\n"
-    "id: 42\nevent: stats\n"
-    'data: {"campaign_id":"0193a5f2-6c1d-7b3e-9f00-0000000000c1","totals":{"sent":981,...}}\n\n'
+    + live.format_event("snapshot", 41, STATS_EVENT_EXAMPLE).decode()
+    + ": heartbeat\n\n"
+    + live.format_event("stats", 42, STATS_EVENT_EXAMPLE).decode()
 )
 
 
@@ -112,6 +111,8 @@ _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {
             "text/event-stream": {
                 "schema": {"type": "string"},
+                # Each event's `data` (OpenAPI 3.2 `itemSchema`, as an extension in 3.1).
+                SSE_ITEM_SCHEMA: document_model(StatsEvent),
                 "example": _STREAM_EXAMPLE,
             }
         },

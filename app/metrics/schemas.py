@@ -88,6 +88,7 @@ _FIGURES: dict[str, Any] = {
     "revenue": "1499.70",
     "rates": _RATES,
 }
+FIGURES_EXAMPLE = _FIGURES  # for examples of models that embed Figures (reports)
 
 
 class GroupFigures(Figures):
@@ -169,12 +170,13 @@ class CampaignTimeseries(ResponseModel):
     series: list[Series]
 
 
+STATS_EVENT_EXAMPLE: dict[str, Any] = {"campaign_id": _CAMPAIGN, "totals": _FIGURES}
+
+
 class StatsEvent(BaseModel):
     """Payload of a `snapshot` or `stats` server-sent event."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"campaign_id": _CAMPAIGN, "totals": _FIGURES}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [STATS_EVENT_EXAMPLE]})
 
     campaign_id: uuid.UUID
     totals: Figures

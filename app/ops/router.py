@@ -86,7 +86,12 @@ async def readyz(request: Request) -> Health:
     responses={
         200: {
             "description": "Prometheus text exposition format.",
-            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"example": "herald_queue_depth 0.0\n"}},
+            "content": {
+                CONTENT_TYPE_LATEST.split(";")[0]: {
+                    "schema": {"type": "string"},
+                    "example": "herald_queue_depth 0.0\n",
+                }
+            },
         }
     },
 )

@@ -7,12 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from app.core.schemas import ResponseModel
-from app.metrics.schemas import Figures, GroupFigures
+from app.approvals.schemas import RequestStatus
+from app.campaigns.schemas import CampaignStatus
+from app.core.schemas import DocumentedAs, ResponseModel
+from app.experiments.schemas import Status as ExperimentStatus
+from app.metrics.schemas import FIGURES_EXAMPLE, Figures, GroupFigures
 
 _CAMPAIGN = "0193a5f2-6c1d-7b3e-9f00-0000000000c1"
 _REQUEST = "0193a5f2-6c1d-7b3e-9f00-0000000000a1"
@@ -148,7 +151,7 @@ class CurrencyTotals(MoneyFigures):
 class OverviewCampaign(ResponseModel):
     campaign_id: uuid.UUID
     name: str
-    status: str
+    status: Annotated[str, DocumentedAs(CampaignStatus)]
     launched_at: datetime | None
     finished_at: datetime | None
     figures: BusinessFigures
@@ -218,7 +221,7 @@ class StageCycle(ResponseModel):
 class ApprovalRound(ResponseModel):
     request_id: uuid.UUID
     round: int
-    status: str
+    status: Annotated[str, DocumentedAs(RequestStatus)]
     submitted_at: datetime
     decided_at: datetime | None
     cycle_seconds: Decimal | None = Field(description="Submission -> decision of the round.")
@@ -241,7 +244,7 @@ class LaunchVariance(ResponseModel):
 class ExperimentBrief(ResponseModel):
     step_key: str
     metric: str
-    status: str
+    status: Annotated[str, DocumentedAs(ExperimentStatus)]
     leader: str | None
     winner: str | None
 
@@ -263,7 +266,12 @@ class CampaignReport(ResponseModel):
                     "status": "running",
                     "as_of": "2030-02-01T08:00:00Z",
                     "figures": _BUSINESS,
-                    "stats": {"totals": {}, "steps": [], "variants": [], "segments": []},
+                    "stats": {
+                        "totals": FIGURES_EXAMPLE,
+                        "steps": [],
+                        "variants": [],
+                        "segments": [],
+                    },
                     "experiments": [
                         {
                             "step_key": "welcome",
@@ -307,7 +315,7 @@ class CampaignReport(ResponseModel):
 
     campaign_id: uuid.UUID
     name: str
-    status: str
+    status: Annotated[str, DocumentedAs(CampaignStatus)]
     as_of: datetime
     figures: BusinessFigures
     stats: CampaignStatsBreakdown

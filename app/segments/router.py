@@ -21,13 +21,13 @@ from app.segments.schemas import (
     ChangeOut,
     ContactSample,
     CountOut,
-    MemberOut,
     MemberReferences,
     MembersChanged,
     NotFoundReferences,
     PreviewOut,
     PreviewRequest,
     SegmentCreate,
+    SegmentMemberOut,
     SegmentOut,
     SegmentUpdate,
     SnapshotOut,
@@ -221,15 +221,16 @@ async def count_segment(
     "/segments/{segment_id}/members",
     summary="List members",
     description="Members from the membership table with the time they entered, paginated.",
-    response_model=Page[MemberOut],
+    response_model=Page[SegmentMemberOut],
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
 )
 async def list_segment_members(
     segment_id: uuid.UUID, session: Session, principal: Reader, paging: Paging
-) -> Page[MemberOut]:
+) -> Page[SegmentMemberOut]:
     page = await service.list_members(session, principal.workspace_id, segment_id, paging)
-    return Page[MemberOut](
-        data=[MemberOut.model_validate(row) for row in page.items], next_cursor=page.next_cursor
+    return Page[SegmentMemberOut](
+        data=[SegmentMemberOut.model_validate(row) for row in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

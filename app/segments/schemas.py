@@ -187,7 +187,7 @@ class CountOut(ResponseModel):
     computed_at: datetime
 
 
-class MemberOut(ResponseModel):
+class SegmentMemberOut(ResponseModel):
     model_config = ConfigDict(
         from_attributes=True,
         json_schema_extra={

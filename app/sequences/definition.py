@@ -46,10 +46,11 @@ class TimeWindow(_Shape):
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeWindow:
-        if self.end <= self.start:
-            raise ValueError("`end` must be after `start` (windows do not span midnight)")
+        # Offsets first: a naive and an aware time cannot be compared (that was a 500).
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise ValueError("times are local wall-clock times, without an offset")
+        if self.end <= self.start:
+            raise ValueError("`end` must be after `start` (windows do not span midnight)")
         return self
 
 

@@ -223,6 +223,8 @@ async def validate_sequence(
 
 @router.post(
     "/sequences/{sequence_id}/publish",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/sequences/{sequence_id}/versions/{number}"},
     summary="Publish a version",
     description=(
         "Snapshot the draft as the next immutable version (1, 2, ...): normalised, with every "

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.core.errors import FieldError
-from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
+from app.core.schemas import (
+    DocumentedAs,
+    RequestModel,
+    ResponseModel,
+    check_storable_json,
+    check_text,
+)
 from app.sequences.definition import SequenceDefinition, dump
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
@@ -134,7 +140,9 @@ class SequenceOut(ResponseModel):
     id: uuid.UUID
     name: str
     description: str | None
-    definition: dict[str, Any] = Field(description="The current draft, as saved.")
+    definition: Annotated[dict[str, Any], DocumentedAs(SequenceDefinition)] = Field(
+        description="The current draft, as saved."
+    )
     version: int = Field(description="Bumped by every edit; the `ETag` is derived from it.")
     etag: str = Field(description="The current `ETag`, for `If-Match` on edits.")
     published_version: int | None = Field(description="The latest published version number.")
@@ -198,6 +206,7 @@ class SequenceVersionOut(ResponseModel):
     id: uuid.UUID
     sequence_id: uuid.UUID
     number: int = Field(description="1, 2, ... per sequence.")
+    # Not DocumentedAs(SequenceDefinition): publishing adds `template_version_id` to steps.
     definition: dict[str, Any] = Field(
         description=(
             "As published; never changes. Normalised (every linear step names its `next`, "

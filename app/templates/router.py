@@ -184,6 +184,8 @@ async def unlock_template(
 
 @router.post(
     "/templates/{template_id}/publish",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/templates/{template_id}/versions/{number}"},
     summary="Publish a version",
     description=(
         "Snapshot the current draft as the next immutable version (1, 2, ...). Undefined merge "

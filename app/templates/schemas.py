@@ -7,7 +7,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.grammar import Timezone
-from app.core.schemas import RequestModel, ResponseModel, check_storable_json, check_text
+from app.core.schemas import (
+    DocumentedAs,
+    RequestModel,
+    ResponseModel,
+    check_storable_json,
+    check_text,
+)
 
 Channel = Literal["email", "sms", "webhook"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_text)]
@@ -77,6 +83,9 @@ class WebhookContent(RequestModel):
     payload: dict[str, Any]
 
 
+# What a template's `content` is, by its channel (checked by CONTENT_MODELS on write).
+Content = EmailContent | SmsContent | WebhookContent
+
 CONTENT_MODELS: dict[str, type[RequestModel]] = {
     "email": EmailContent,
     "sms": SmsContent,
@@ -132,7 +141,9 @@ class TemplateOut(ResponseModel):
     name: str
     channel: Channel
     locked: bool = Field(description="Locked templates refuse edits and deletion (409).")
-    content: dict[str, Any] = Field(description="The current draft.")
+    content: Annotated[dict[str, Any], DocumentedAs(Content)] = Field(
+        description="The current draft."
+    )
     version: int = Field(description="Bumped by every edit; the `ETag` is derived from it.")
     etag: str = Field(description="The current `ETag`, for `If-Match` on edits.")
     published_version: int | None = Field(description="The latest published version number.")
@@ -160,14 +171,16 @@ class TemplateVersionOut(ResponseModel):
     template_id: uuid.UUID
     number: int = Field(description="1, 2, ... per template.")
     channel: Channel
-    content: dict[str, Any] = Field(description="The content as published; never changes.")
+    content: Annotated[dict[str, Any], DocumentedAs(Content)] = Field(
+        description="The content as published; never changes."
+    )
     undefined_fields: list[str] = Field(
         description="Merge fields that will render empty (warnings, see docs/templates.md)."
     )
     published_at: datetime
 
 
-class HypotheticalContact(RequestModel):
+class PreviewContact(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"email": "ana@acme.example", "attributes": {"first_name": "Ana"}}]
@@ -214,7 +227,7 @@ class TemplatePreviewRequest(RequestModel):
     )
 
     contact_id: uuid.UUID | None = Field(None, description="An existing contact.")
-    contact: HypotheticalContact | None = Field(None, description="Or a made-up contact.")
+    contact: PreviewContact | None = Field(None, description="Or a made-up contact.")
     version: int | None = Field(
         None, ge=1, le=2_147_483_647, description="A published version; the draft when omitted."
     )
@@ -252,5 +265,7 @@ class TemplatePreviewOut(ResponseModel):
     template_id: uuid.UUID
     version: int | None = Field(description="The version rendered; null for the draft.")
     channel: Channel
-    content: dict[str, Any] = Field(description="The rendered content.")
+    content: Annotated[dict[str, Any], DocumentedAs(Content)] = Field(
+        description="The rendered content."
+    )
     undefined_fields: list[str] = Field(description="Merge fields that rendered empty.")

@@ -22,7 +22,7 @@ from app.templates.repository import TemplateRepository, TemplateVersionReposito
 from app.templates.schemas import (
     CONTENT_MODELS,
     HypotheticalCampaign,
-    HypotheticalContact,
+    PreviewContact,
     TemplateCreate,
     TemplatePreviewRequest,
     TemplateUpdate,
@@ -299,7 +299,7 @@ def _hypothetical_campaign(campaign: HypotheticalCampaign) -> dict[str, Any]:
     return {"id": None, **fields}
 
 
-def _hypothetical_fields(contact: HypotheticalContact) -> dict[str, Any]:
+def _hypothetical_fields(contact: PreviewContact) -> dict[str, Any]:
     return {
         "id": None,
         "email": contact.email,

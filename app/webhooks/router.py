@@ -37,7 +37,7 @@ from app.webhooks.schemas import (
     TestSend,
 )
 
-router = APIRouter(prefix="/v1", tags=["Webhooks"])
+router = APIRouter(prefix="/v1", tags=["Webhook endpoints"])
 Paging = Annotated[PageParams, Depends(page_params)]
 Reader = Annotated[Principal, Caller("webhooks", "read")]
 Writer = Annotated[Principal, Caller("webhooks", "write")]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from app.core.schemas import Instant, RequestModel, ResponseModel, check_text
+from app.core.schemas import DocumentedAs, Instant, RequestModel, ResponseModel, check_text
 from app.outbox.catalogue import CATALOGUE, FAMILIES
 
 _ID = "0190f3c8-8d2e-7b61-9a55-3f1e2d4c5c01"
@@ -113,8 +113,6 @@ _ENDPOINT_EXAMPLE: dict[str, Any] = {
     "previous_secret_expires_at": None,
     "version": 1,
     "etag": f'"{_ID}.1"',
-    "created_at": _TIME,
-    "updated_at": _TIME,
 }
 
 
@@ -163,34 +161,33 @@ class RotateSecret(RequestModel):
     )
 
 
+_DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": _DELIVERY,
+    "endpoint_id": _ID,
+    "event_id": _EVENT,
+    "event_type": "campaign.launched",
+    "status": "pending",
+    "attempts": 2,
+    "next_attempt_at": "2026-11-22T09:35:05Z",
+    "last_status_code": 503,
+    "last_error": "HTTP 503",
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "completed_at": None,
+}
+
+
 class DeliveryOut(ResponseModel):
     model_config = ConfigDict(
         from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": _DELIVERY,
-                    "endpoint_id": _ID,
-                    "event_id": _EVENT,
-                    "event_type": "campaign.launched",
-                    "status": "pending",
-                    "attempts": 2,
-                    "next_attempt_at": "2026-11-22T09:35:05Z",
-                    "last_status_code": 503,
-                    "last_error": "HTTP 503",
-                    "created_at": _TIME,
-                    "updated_at": _TIME,
-                    "completed_at": None,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [_DELIVERY_EXAMPLE]},
     )
 
     id: uuid.UUID
     endpoint_id: uuid.UUID
     event_id: uuid.UUID
     event_type: str
-    status: str
+    status: Annotated[str, DocumentedAs(DeliveryStatus)]
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -201,6 +198,28 @@ class DeliveryOut(ResponseModel):
 
 
 class DeliveryDetail(DeliveryOut):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    **_DELIVERY_EXAMPLE,
+                    "payload": {
+                        "type": "campaign.launched",
+                        "version": 1,
+                        "timestamp": "2026-11-22T09:30:00Z",
+                        "data": {
+                            "campaign_id": "0193a5f2-6c1d-7b3e-9f00-0000000000c1",
+                            "enrolled": 48210,
+                            "planned_at": "2026-11-22T09:30:00Z",
+                            "launched_at": "2026-11-22T09:30:01Z",
+                        },
+                    },
+                }
+            ]
+        },
+    )
+
     payload: dict[str, Any] = Field(description="The envelope exactly as delivered.")
 
 
@@ -285,6 +304,13 @@ class EventTypeOut(ResponseModel):
 
 
 class EventTypeList(ResponseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"data": [_EVENT_TYPE_EXAMPLE]}]})
+    """A page like every list; the catalogue is small, so it is always one page."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"data": [_EVENT_TYPE_EXAMPLE], "next_cursor": None}]}
+    )
 
     data: list[EventTypeOut]
+    next_cursor: str | None = Field(
+        None, description="Always null: the whole catalogue is one page."
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from app.core.auth import VALID_SCOPES
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import DocumentedAs, RequestModel, ResponseModel
 
 BaseRole = Literal["owner", "admin", "editor", "viewer"]
 ReviewerRole = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", max_length=64)]
@@ -156,7 +156,7 @@ class MemberOut(ResponseModel):
     id: uuid.UUID
     email: str
     name: str
-    role: str
+    role: Annotated[str, DocumentedAs(BaseRole)]
     reviewer_roles: list[str]
     created_at: datetime
     updated_at: datetime

@@ -14,8 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from app.config import MetricsSettings, Settings
+from app.core.openapi import SSE_ITEM_SCHEMA
 from app.metrics import live
 from app.metrics.tasks import fold_and_publish
+from tests.contract import checks
 from tests.fixtures.live import live_server
 from tests.fixtures.tenants import Tenant
 from tests.metrics.helpers import NO_SETTLE, Factory, World, settings_with
@@ -64,6 +66,12 @@ def base_url(settings: Settings) -> Iterator[str]:
         yield url
 
 
+def stream_item_validator(base_url: str) -> Any:
+    document = httpx.get(f"{base_url}/openapi.json").json()
+    media = "/paths/~1v1~1campaigns~1{campaign_id}~1stream/get/responses/200/content"
+    return checks.validator_for(document, f"{media}/text~1event-stream/{SSE_ITEM_SCHEMA}")
+
+
 async def change_and_fold(world: World, redis: Redis, message_id: Any) -> None:
     await world.set_message(message_id, status="sent", sent_at=T0)
     await fold_and_publish(world.factory, redis, NO_SETTLE)
@@ -95,6 +103,10 @@ async def test_snapshot_then_stats_then_heartbeat(
         assert update.data is not None
         assert update.data["totals"]["sent"] == 1
         assert update.data["campaign_id"] == str(world.campaign_id)
+        # Both events carry what the OpenAPI document says an event's `data` is.
+        item = stream_item_validator(base_url)
+        assert list(item.iter_errors(snapshot.data)) == []
+        assert list(item.iter_errors(update.data)) == []
 
         beat = await next_frame(stream, skip_heartbeats=False)
         assert beat.comment == "heartbeat"

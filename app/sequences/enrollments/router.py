@@ -53,6 +53,8 @@ async def _one(session: Session, principal: Principal, enrollment: Enrollment) -
 
 @router.post(
     "/sequences/{sequence_id}/enrollments",
+    # Where the 201's Location points (app/core/locations.py).
+    openapi_extra={"x-location": "/v1/enrollments/{id}"},
     summary="Enroll a contact",
     description=(
         "Starts an existing contact (by `contact_id`, `external_id` or `email`) on the "

@@ -62,7 +62,7 @@ _FINAL: dict[str, Any] = {
 }
 
 
-class HypotheticalContact(RequestModel):
+class SimulatedContact(RequestModel):
     """A contact that exists only for the dry run (nothing about it is stored)."""
 
     model_config = ConfigDict(
@@ -140,7 +140,7 @@ class SimulationRequest(RequestModel):
         description="An existing contact (left unchanged: `update_contact` steps apply "
         "to a throwaway copy of the transaction).",
     )
-    contact: HypotheticalContact | None = Field(None, description="A hypothetical contact.")
+    contact: SimulatedContact | None = Field(None, description="A hypothetical contact.")
     version: int | None = Field(
         None, ge=1, le=2_147_483_647, description="Published version (default: the latest)"
     )
