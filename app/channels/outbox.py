@@ -103,7 +103,7 @@ async def claim(
         text(
             """
             UPDATE messages AS m SET status = 'sending', next_attempt_at = :lease_until,
-                provider = :provider, updated_at = :now
+                provider = :provider, offered_at = :now, updated_at = :now
             WHERE m.id IN (
                 SELECT id FROM messages
                 WHERE status = 'queued' AND channel = :channel AND next_attempt_at <= :now

@@ -220,6 +220,19 @@ class EngineRepository:
         )
         return result.scalar_one_or_none()
 
+    async def offered_before(self, enrollment_id: uuid.UUID, sent_at: datetime) -> datetime:
+        """When the enrollment's message accepted at `sent_at` was handed to its provider
+        (`sent_at` itself when none matches): the earliest instant a reply to it can have."""
+        result = await self.session.execute(
+            select(func.min(Message.offered_at)).where(
+                Message.workspace_id == self.workspace_id,
+                Message.enrollment_id == enrollment_id,
+                Message.sent_at == sent_at,
+            )
+        )
+        offered = result.scalar_one_or_none()
+        return min(offered, sent_at) if offered is not None else sent_at
+
     async def matches(self, contact_id: uuid.UUID, rule: Rule, ctx: CompileContext) -> bool:
         result = await self.session.execute(
             select(Contact.id).where(

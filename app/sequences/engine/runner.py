@@ -293,11 +293,15 @@ class Pass:
             # Entered in the past (the send before it was accepted then): an awaited event
             # may already have happened, or the timeout be over.
         assert self.contact is not None
+        # Entered at a send's acceptance: a reply may predate the recorded `sent_at` (the
+        # server had the email a moment before the worker saw its answer), never the
+        # handover. The timeout still runs from `sent_at`.
+        since = await self.repo.offered_before(enrollment.id, enrollment.step_entered_at)
         happened = await self.repo.event_since(
             self.contact.id,
             step.event_type,
             self.version.filters.get(step.key, []),
-            enrollment.step_entered_at,
+            since,
             min(self.now, deadline),
         )
         if happened is not None:
