@@ -73,6 +73,10 @@ DRAIN_SECONDS = 50.0
 # `log` has no peer to protect or hold back from: it claims this many at a time.
 LOG_CLAIM = 100
 RECORD_BATCH = 200  # outcomes written per transaction at most
+# Outcomes arriving within this span of the first pending one share a write (and one
+# wake-up job for their enrollments): at high rates a write per message would cost more
+# than the send; a crash in this span leaves those few SMTP messages `unknown`.
+RECORD_WINDOW_SECONDS = 0.05
 # Retries of an outcome write while the database is unreachable: the outcomes are in
 # memory; after this the lease scan settles the messages instead (SMTP: `unknown`).
 RECORD_RETRY_SECONDS = 120.0
@@ -292,6 +296,8 @@ class _Recorder:
     async def _run(self) -> None:
         while True:
             await self.ready.wait()
+            if not self.closing:
+                await asyncio.sleep(RECORD_WINDOW_SECONDS)
             self.ready.clear()
             while self.pending:
                 batch = self.pending[:RECORD_BATCH]

@@ -47,9 +47,10 @@ async def reserve(redis: Redis, provider: str, per_second: int) -> tuple[bool, f
     """Book the provider's next send slot. (True, wait): the slot is yours, send after
     `wait` seconds. (False, wait): nothing booked, ask again after `wait` seconds."""
     interval = 1_000_000 // max(per_second, 1)
+    script = redis.register_script(_RESERVE)  # EVALSHA: the script's text is sent once
     booked, wait_us = await cast(
         Awaitable[Any],
-        redis.eval(_RESERVE, 1, key(provider), str(interval), str(int(HORIZON_SECONDS * 1e6))),
+        script(keys=[key(provider)], args=[interval, int(HORIZON_SECONDS * 1e6)]),
     )
     return bool(booked), int(wait_us) / 1e6
 
