@@ -301,8 +301,9 @@ async def expire_leases(
                 failed_at = CASE WHEN m.provider <> 'smtp' AND m.attempts + 1 >= :max
                             THEN CAST(:now AS timestamptz) ELSE m.failed_at END,
                 error = CASE WHEN m.provider = 'smtp'
-                        THEN 'the worker stopped while handing the message to the SMTP server '
-                             '(DATA may have been in flight): the server may have accepted it'
+                        THEN 'the worker stopped while the message was with the SMTP server '
+                             '(DATA in flight, or its answer not yet recorded): '
+                             'the server may have accepted it'
                         WHEN m.attempts + 1 >= :max
                         THEN 'the send was interrupted on every attempt'
                         ELSE m.error END,
