@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +324,7 @@ async def test_a_killed_worker_a_database_restart_and_a_redis_flush_lose_and_dou
 
             await wait_until(lambda: received(300), STARTUP_SECONDS, f"300 emails ({log_path})")
             victim.kill()  # mid-send: up to one email per SMTP connection in flight
+            killed_at = datetime.now(UTC)
             await wait_until(lambda: received(700), 60, f"700 emails ({log_path})")
             if services.postgres is not None:
                 services.postgres.restart_immediately()
@@ -352,14 +353,19 @@ async def test_a_killed_worker_a_database_restart_and_a_redis_flush_lose_and_dou
             unknown += 1
             assert row.error is not None
             assert "DATA in flight" in row.error
+            # It was with the SMTP server when the worker died: handed over (claimed) before
+            # the kill, its outcome not recorded. Never a message that was only queued.
+            assert row.offered_at is not None
+            assert killed_at - timedelta(seconds=10) < row.offered_at <= killed_at, row.id
             continue
         assert row.status == "sent", (row.id, row.status, row.error)
         assert copies[row.id] == 1, row.id  # 0 lost
     assert len(per_enrollment) == contacts
     assert all(steps == {"first", "second"} for steps in per_enrollment.values())
-    # One SIGKILL: at most one email per connection of the killed worker was in flight (20),
-    # plus those accepted in the outcome writer's last 50 ms (10 at 200/s).
-    assert unknown <= 30
+    # One SIGKILL: the killed worker's in-flight emails (one per connection, 20) and those
+    # the server had accepted but the worker had not recorded yet (outcome writes lag on a
+    # loaded box); a few seconds of sending at most, never the backlog.
+    assert unknown <= 20 + 2 * rate
     async with session_factory() as session:
         states = dict(
             (
