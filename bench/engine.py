@@ -26,7 +26,7 @@ work only once idle. Usage: `uv run --no-sync python -m bench.engine [--parts ab
 [--lateness-steps 10000] [--waiting 1000000] [--due 1000] [--runs 7] [--fillfactor N]`;
 `--workers` are the process counts of (a), for Herald and arq alike, and `--noop-jobs` the
 no-op jobs per count (shared by its processes). (d): `[--smtp-rates 100,500,0]` (0:
-unlimited) `[--smtp-seconds 20] [--smtp-unlimited 5000]`.
+unlimited) `[--smtp-seconds 20] [--smtp-unlimited 5000] [--smtp-workers 1]`.
 """
 
 from __future__ import annotations
@@ -468,8 +468,8 @@ WHERE status = 'sent' ORDER BY sent_at
 """
 
 
-def smtp_run(bench: Bench, rate: int, messages: int, timeout: float) -> str:
-    """One backlog of `messages` through one worker at `rate`/s (0: unlimited)."""
+def smtp_run(bench: Bench, rate: int, messages: int, timeout: float, workers: int = 1) -> str:
+    """One backlog of `messages` through `workers` processes at `rate`/s (0: unlimited)."""
     asyncio.run(reset(bench))
     sink = SmtpSink()
     port = free_port()
@@ -481,7 +481,7 @@ def smtp_run(bench: Bench, rate: int, messages: int, timeout: float) -> str:
         "HERALD_CHANNELS__SMTP__PORT": str(port),
         "HERALD_CHANNELS__RATE_PER_SECOND": str(rate or 100_000_000),
     }
-    processes = start_workers(bench, 1, channels=channels)
+    processes = start_workers(bench, workers, channels=channels)
     worker_cpu = cpu_seconds(lambda: {p.pid for p in processes})
     try:
         wait_idle(worker_cpu)
@@ -504,7 +504,8 @@ def smtp_run(bench: Bench, rate: int, messages: int, timeout: float) -> str:
     if done < messages:
         print(f"  WARNING: only {done:,} of {messages:,} sent before stopping")
     return (
-        f"SMTP at {label}: {len(times):,} emails received, achieved {achieved:,.1f}/s{ratio}; "
+        f"SMTP at {label}, {workers} worker(s): {len(times):,} emails received, "
+        f"achieved {achieved:,.1f}/s{ratio}; "
         f"worker CPU per message {1000 * cpu / max(done, 1):.2f} ms; lateness beyond the "
         f"backlog's own delay p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"
     )
@@ -532,8 +533,9 @@ def part_d(bench: Bench, args: argparse.Namespace) -> list[str]:
     for rate in args.smtp_rates:
         messages = int(rate * args.smtp_seconds) if rate else args.smtp_unlimited
         label = f"{rate}/s" if rate else "unlimited"
-        print(f"(d) SMTP, {messages:,} emails at {label}, 1 worker", flush=True)
-        line = smtp_run(bench, rate, messages, args.timeout)
+        workers = args.smtp_workers
+        print(f"(d) SMTP, {messages:,} emails at {label}, {workers} worker(s)", flush=True)
+        line = smtp_run(bench, rate, messages, args.timeout, workers)
         print("  " + line, flush=True)
         lines.append(line)
     return lines
@@ -565,6 +567,7 @@ def main() -> None:
     parser.add_argument("--smtp-rates", type=_counts, default=[100, 500, 0], help="(d) 0: none")
     parser.add_argument("--smtp-seconds", type=float, default=20.0, help="(d) backlog length")
     parser.add_argument("--smtp-unlimited", type=int, default=5_000, help="(d) unlimited run")
+    parser.add_argument("--smtp-workers", type=int, default=1, help="(d) worker processes")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-engine-"))
