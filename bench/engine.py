@@ -468,7 +468,15 @@ WHERE status = 'sent' ORDER BY sent_at
 """
 
 
-def smtp_run(bench: Bench, rate: int, messages: int, timeout: float, workers: int = 1) -> str:
+def smtp_run(
+    bench: Bench,
+    rate: int,
+    messages: int,
+    timeout: float,
+    *,
+    workers: int = 1,
+    profile: str | None = None,
+) -> str:
     """One backlog of `messages` through `workers` processes at `rate`/s (0: unlimited)."""
     asyncio.run(reset(bench))
     sink = SmtpSink()
@@ -481,7 +489,8 @@ def smtp_run(bench: Bench, rate: int, messages: int, timeout: float, workers: in
         "HERALD_CHANNELS__SMTP__PORT": str(port),
         "HERALD_CHANNELS__RATE_PER_SECOND": str(rate or 100_000_000),
     }
-    processes = start_workers(bench, workers, channels=channels)
+    prefix = profile and f"{profile}-smtp-{rate}"
+    processes = start_workers(bench, workers, profile=prefix, channels=channels)
     worker_cpu = cpu_seconds(lambda: {p.pid for p in processes})
     try:
         wait_idle(worker_cpu)
@@ -535,7 +544,7 @@ def part_d(bench: Bench, args: argparse.Namespace) -> list[str]:
         label = f"{rate}/s" if rate else "unlimited"
         workers = args.smtp_workers
         print(f"(d) SMTP, {messages:,} emails at {label}, {workers} worker(s)", flush=True)
-        line = smtp_run(bench, rate, messages, args.timeout, workers)
+        line = smtp_run(bench, rate, messages, args.timeout, workers=workers, profile=args.profile)
         print("  " + line, flush=True)
         lines.append(line)
     return lines
@@ -555,7 +564,7 @@ def main() -> None:
     parser.add_argument("--workers", type=_counts, default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--noop-jobs", type=int, default=20_000)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per (a) run")
-    parser.add_argument("--profile", help="(a): cProfile each worker into PREFIX-<n>w-<i>.prof")
+    parser.add_argument("--profile", help="(a), (d): cProfile each worker into PREFIX-...prof")
     parser.add_argument("--lateness-steps", type=int, default=10_000)
     parser.add_argument("--lateness-workers", type=int, default=2)
     parser.add_argument("--lateness-offset", type=float, default=5.0)
