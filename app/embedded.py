@@ -59,6 +59,15 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
 
+    def restart_immediately(self) -> None:
+        """`pg_ctl restart -m immediate`: every backend killed at once, no checkpoint (as a
+        crash), then crash recovery and a fresh start. For fault tests."""
+        from pgserver import _commands  # its command functions are made at import time
+
+        pg_ctl: Any = getattr(_commands, "pg_ctl")  # noqa: B009
+        server = self._server
+        pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=server.pgdata, user=server.system_user)
+
 
 class EmbeddedRedis:
     def __init__(self, directory: Path, port: int | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from app.approvals.desk import ApprovalsDesk
 from app.campaigns.reviews import register_review_desk
+from app.channels.notices import contacts_stopped, messages_settled
 from app.contacts.notices import contact_leaving, contacts_changed
 from app.contacts.privacy.sections import register_erasure_step, register_export_section
 from app.core.principals import register_key_lookup
@@ -20,7 +21,7 @@ from app.experiments.service import applied_winners
 from app.segments import membership
 from app.segments import privacy as segments_privacy
 from app.sequences import privacy as sequences_privacy
-from app.sequences.engine import wake
+from app.sequences.engine import exits, wake
 from app.sequences.engine.variants import register_winner_source
 from app.workspaces.service import authenticate
 
@@ -35,6 +36,10 @@ def wire() -> None:
     events_recorded.subscribe(membership.on_events_recorded)
     # The engine wakes enrollments waiting for (or exiting on) new events.
     events_recorded.subscribe(wake.on_events_recorded)
+    # ... and moves enrollments past send steps whose messages settled, and ends those of
+    # contacts who unsubscribed, bounced or complained.
+    messages_settled.subscribe(wake.wake_settled)
+    contacts_stopped.subscribe(exits.exit_enrollments)
     # Declared experiment winners route the remaining contacts of a send step.
     register_winner_source(applied_winners)
     # Campaigns ask the approvals domain to open and void review rounds.

@@ -1,14 +1,22 @@
-"""Engine benchmark (issue 4, item 10): throughput, lateness and scan cost of the step engine.
+"""Engine benchmark (issue 4, item 10; issue 15): throughput, lateness and scan cost of the step
+engine, and delivery through a real SMTP server at the configured rate.
 
-(a) messages/s through real `herald worker` processes (log provider, rate limit out of the
-    way) for N enrollments of "send -> wait PT0S -> send", with 1 and then 2 workers, each
-    beside arq's own no-op job rate measured in the same run with the same number of arq
-    worker processes (`bench/engine_noop.py`): per-worker rates and Herald msg/s per worker
-    over arq no-op jobs/s per worker for that process count;
+(a) CPU yardstick, not a configuration users run: messages/s through real `herald worker`
+    processes (log provider, rate limit out of the way) for N enrollments of "send -> wait
+    PT0S -> send", with 1 and then 2 workers, each beside arq's own no-op job rate measured
+    in the same run with the same number of arq worker processes (`bench/engine_noop.py`):
+    per-worker rates and Herald msg/s per worker over arq no-op jobs/s per worker for that
+    process count;
 (b) lateness (message.created_at - message.due_at) of steps spread uniformly over 60 s, with
     workers running normally (cron scan every second, lookahead);
 (c) `lease_due` time with 1,000,000 waiting enrollments and 1,000 due, beside 10,000 waiting
-    (`bench/engine_scan.py`), and the scan's plan.
+    (`bench/engine_scan.py`), and the scan's plan;
+(d) what users run: one `herald worker` with the SMTP provider (default settings otherwise)
+    sending to a local aiosmtpd server at configured rates of 100/s, 500/s and unlimited, a
+    backlog of `--smtp-seconds` worth of messages at that rate (enrolled at once): achieved
+    rate (server receive times) over configured, worker CPU per message, and delivery
+    lateness p50/p99 = `sent_at - due_at` minus the backlog's own expected delay (the k-th
+    message sent cannot leave before k/rate seconds).
 
 Starts embedded PostgreSQL + Redis (or BENCH_DATABASE_URL / BENCH_REDIS_URL), migrates, makes
 the templates and sequences through a short-lived `herald serve`, contacts and enrollments
@@ -17,7 +25,8 @@ work only once idle. Usage: `uv run --no-sync python -m bench.engine [--parts ab
 [--enrollments 100000] [--workers 1,2] [--noop-jobs 20000] [--profile PREFIX]
 [--lateness-steps 10000] [--waiting 1000000] [--due 1000] [--runs 7] [--fillfactor N]`;
 `--workers` are the process counts of (a), for Herald and arq alike, and `--noop-jobs` the
-no-op jobs per count (shared by its processes).
+no-op jobs per count (shared by its processes). (d): `[--smtp-rates 100,500,0]` (0:
+unlimited) `[--smtp-seconds 20] [--smtp-unlimited 5000] [--smtp-workers 1]`.
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ import asyncio
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +50,8 @@ from pathlib import Path
 
 import httpx
 import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -206,14 +219,23 @@ async def enroll(
 
 
 def start_workers(
-    bench: Bench, count: int, profile: str | None = None
+    bench: Bench,
+    count: int,
+    profile: str | None = None,
+    channels: dict[str, str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     """`count` worker processes; with `profile`, each under cProfile writing
-    `<profile>-<n>.prof` when it stops."""
+    `<profile>-<n>.prof` when it stops. `channels`: `HERALD_CHANNELS__*` settings instead of
+    the yardstick's (log provider, no rate limit)."""
     env = {
         **api_env(bench.database_url, bench.redis_url, free_port()),  # PORT unused
-        "HERALD_CHANNELS__RATE_PER_SECOND": "100000000",
-        "HERALD_CHANNELS__EMAIL_PROVIDER": "log",
+        **(
+            channels
+            or {
+                "HERALD_CHANNELS__RATE_PER_SECOND": "100000000",
+                "HERALD_CHANNELS__EMAIL_PROVIDER": "log",
+            }
+        ),
     }
     commands = [[sys.executable, "-m", "app.cli", "worker"] for _ in range(count)]
     if profile:
@@ -361,7 +383,8 @@ def part_a(bench: Bench, args: argparse.Namespace) -> list[str]:
         result = throughput(bench, args.enrollments, count, args.timeout, args.profile)
         rate = result.messages / max(result.window, 1e-9)
         show(
-            f"Herald, {processes}: {result.messages:,} messages in {result.window:.1f} s = "
+            f"Herald (log provider: CPU yardstick), {processes}: {result.messages:,} "
+            f"messages in {result.window:.1f} s = "
             f"{rate:,.0f} msg/s ({rate / count:,.0f} per worker); enroll-to-last-send "
             f"{result.wall:.1f} s; CPU per 1,000 messages: workers "
             f"{1e6 * result.worker_cpu / max(result.messages, 1):.0f} ms, PostgreSQL "
@@ -421,6 +444,112 @@ async def _fetch(bench: Bench, sql: str) -> tuple[float, ...]:
     return tuple(float(value or 0) for value in row)
 
 
+# -- (d) a real SMTP server at the configured rate -------------------------------------------
+
+
+class SmtpSink:
+    """aiosmtpd handler: the server-side receive time of every email."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: object, session: Session, envelope: Envelope
+    ) -> str:
+        with self.lock:
+            self.times.append(time.time())
+        return "250 OK"
+
+
+SENT_SQL = """
+SELECT extract(epoch FROM sent_at - due_at) FROM messages
+WHERE status = 'sent' ORDER BY sent_at
+"""
+
+
+def smtp_run(
+    bench: Bench,
+    rate: int,
+    messages: int,
+    timeout: float,
+    *,
+    workers: int = 1,
+    profile: str | None = None,
+) -> str:
+    """One backlog of `messages` through `workers` processes at `rate`/s (0: unlimited)."""
+    asyncio.run(reset(bench))
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    channels = {
+        "HERALD_CHANNELS__EMAIL_PROVIDER": "smtp",
+        "HERALD_CHANNELS__SMTP__HOST": "127.0.0.1",
+        "HERALD_CHANNELS__SMTP__PORT": str(port),
+        "HERALD_CHANNELS__RATE_PER_SECOND": str(rate or 100_000_000),
+    }
+    prefix = profile and f"{profile}-smtp-{rate}"
+    processes = start_workers(bench, workers, profile=prefix, channels=channels)
+    worker_cpu = cpu_seconds(lambda: {p.pid for p in processes})
+    try:
+        wait_idle(worker_cpu)
+        before = worker_cpu()
+        asyncio.run(enroll(bench, bench.one_send, messages))
+        done = asyncio.run(wait_for_messages(bench, messages, timeout))
+        cpu = worker_cpu() - before
+    finally:
+        stop_workers(processes)
+        controller.stop()
+    times = sorted(sink.times)
+    achieved = (len(times) - 1) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0
+    lateness = [float(str(row[0])) for row in asyncio.run(_rows(bench, SENT_SQL))]
+    # The k-th message of a backlog cannot leave before k/rate s: that share is the
+    # configured limit at work, not lateness.
+    adjusted = [late - (k / rate if rate else 0.0) for k, late in enumerate(lateness)]
+    p50, p99 = _percentile(adjusted, 0.5), _percentile(adjusted, 0.99)
+    label = f"{rate}/s" if rate else "unlimited"
+    ratio = f" = {100 * achieved / rate:.1f} % of configured" if rate else ""
+    if done < messages:
+        print(f"  WARNING: only {done:,} of {messages:,} sent before stopping")
+    return (
+        f"SMTP at {label}, {workers} worker(s): {len(times):,} emails received, "
+        f"achieved {achieved:,.1f}/s{ratio}; "
+        f"worker CPU per message {1000 * cpu / max(done, 1):.2f} ms; lateness beyond the "
+        f"backlog's own delay p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+async def _rows(bench: Bench, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(async_database_url(bench.database_url), pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+    finally:
+        await engine.dispose()
+
+
+def part_d(bench: Bench, args: argparse.Namespace) -> list[str]:
+    lines: list[str] = []
+    for rate in args.smtp_rates:
+        messages = int(rate * args.smtp_seconds) if rate else args.smtp_unlimited
+        label = f"{rate}/s" if rate else "unlimited"
+        workers = args.smtp_workers
+        print(f"(d) SMTP, {messages:,} emails at {label}, {workers} worker(s)", flush=True)
+        line = smtp_run(bench, rate, messages, args.timeout, workers=workers, profile=args.profile)
+        print("  " + line, flush=True)
+        lines.append(line)
+    return lines
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -430,12 +559,12 @@ def _counts(value: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", default="abc", help="which parts to run: a, b, c")
+    parser.add_argument("--parts", default="abcd", help="which parts to run: a, b, c, d")
     parser.add_argument("--enrollments", type=int, default=100_000)
     parser.add_argument("--workers", type=_counts, default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--noop-jobs", type=int, default=20_000)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per (a) run")
-    parser.add_argument("--profile", help="(a): cProfile each worker into PREFIX-<n>w-<i>.prof")
+    parser.add_argument("--profile", help="(a), (d): cProfile each worker into PREFIX-...prof")
     parser.add_argument("--lateness-steps", type=int, default=10_000)
     parser.add_argument("--lateness-workers", type=int, default=2)
     parser.add_argument("--lateness-offset", type=float, default=5.0)
@@ -444,6 +573,10 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=7, help="(c) repetitions")
     parser.add_argument("--fillfactor", type=int, help="(c) experiment: enrollments fillfactor")
+    parser.add_argument("--smtp-rates", type=_counts, default=[100, 500, 0], help="(d) 0: none")
+    parser.add_argument("--smtp-seconds", type=float, default=20.0, help="(d) backlog length")
+    parser.add_argument("--smtp-unlimited", type=int, default=5_000, help="(d) unlimited run")
+    parser.add_argument("--smtp-workers", type=int, default=1, help="(d) worker processes")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-engine-"))
@@ -452,11 +585,13 @@ def main() -> None:
     redis_url = os.environ.get("BENCH_REDIS_URL") or embedded_redis.start()
     lines: list[str] = []
     try:
-        contacts = max(args.enrollments, args.lateness_steps)
+        smtp = max([int(r * args.smtp_seconds) for r in args.smtp_rates] + [args.smtp_unlimited])
+        contacts = max(args.enrollments, args.lateness_steps, smtp if "d" in args.parts else 0)
         bench = setup(database_url, redis_url, workdir / "pg", contacts)
         parts: dict[str, Callable[[], list[str]]] = {
             "a": lambda: part_a(bench, args),
             "b": lambda: part_b(bench, args),
+            "d": lambda: part_d(bench, args),
             "c": lambda: asyncio.run(
                 measure_scan(
                     async_database_url(database_url),

@@ -67,7 +67,9 @@ class Message(WorkspaceEntity, Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     due_at: Mapped[datetime] = mapped_column()  # when the step was scheduled to run
     created_at: Mapped[datetime] = mapped_column()
-    sent_at: Mapped[datetime | None] = mapped_column()
+    # When it was last handed to its provider (the delivery claim): a reply cannot precede it.
+    offered_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()  # the provider's acceptance
     delivered_at: Mapped[datetime | None] = mapped_column()
     failed_at: Mapped[datetime | None] = mapped_column()
     bounced_at: Mapped[datetime | None] = mapped_column()

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.channels.models import MESSAGE_CHANNELS as CHANNELS
 from app.core.encryption import decrypt
 from app.outbox import emit
 from app.outbox.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
 
 # What a settled message's webhook event needs, returned by the statements that settle it.
 _FACTS = """m.id, m.workspace_id, m.contact_id, m.enrollment_id, m.sequence_id, m.campaign_id,
-        m.step_key, m.channel, m.variant, m.error, m.status"""
+        m.step_key, m.channel, m.variant, m.error, m.status, m.visit"""
 _EVENTS: dict[str, type[MessageSent | MessageFailed | MessageUnknown]] = {
     "sent": MessageSent,
     "failed": MessageFailed,
@@ -58,6 +59,7 @@ class Settled:
     variant: str | None
     error: str | None
     status: str
+    visit: int
 
 
 async def emit_settled(session: AsyncSession, settled: Sequence[Settled], now: datetime) -> int:
@@ -84,37 +86,41 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-async def lease(
+async def claim(
     session: AsyncSession,
-    ids: Sequence[uuid.UUID],
+    channel: str,
+    provider: str,
     *,
     now: datetime,
     lease_until: datetime,
-    email_provider: str,
-    sms_provider: str,
+    limit: int = 1,
 ) -> list[Leased]:
-    """queued -> sending, only for rows still queued and due: a concurrent or duplicate
-    delivery of the same ids gets nothing. The provider is fixed here, so the lease scan
-    knows whether a stale send was SMTP (unknowable) or idempotent HTTP."""
+    """queued -> sending for the oldest due message(s) of `channel` (FIFO by due time), right
+    before they are handed to `provider`. SKIP LOCKED: concurrent claimers each get other
+    rows, never the same one. The provider is fixed here, so the lease scan knows whether a
+    stale send was SMTP (unknowable) or idempotent HTTP. `next_attempt_at` becomes the end
+    of the lease: a send not recorded by then is presumed lost with its worker."""
     rows = await session.execute(
         text(
             """
-            UPDATE messages SET status = 'sending', next_attempt_at = :lease_until,
-                provider = CASE channel WHEN 'email' THEN :email WHEN 'sms' THEN :sms
-                                        ELSE 'webhook' END,
-                updated_at = :now
-            WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'queued'
-              AND next_attempt_at <= :now
-            RETURNING id, workspace_id, channel, provider, recipient, content, sequence_id,
-                      attempts
+            UPDATE messages AS m SET status = 'sending', next_attempt_at = :lease_until,
+                provider = :provider, offered_at = :now, updated_at = :now
+            WHERE m.id IN (
+                SELECT id FROM messages
+                WHERE status = 'queued' AND channel = :channel AND next_attempt_at <= :now
+                ORDER BY next_attempt_at, id LIMIT :limit
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING m.id, m.workspace_id, m.channel, m.provider, m.recipient, m.content,
+                      m.sequence_id, m.attempts
             """
         ),
         {
-            "ids": list(ids),
+            "channel": channel,
+            "provider": provider,
             "now": now,
             "lease_until": lease_until,
-            "email": email_provider,
-            "sms": sms_provider,
+            "limit": limit,
         },
     )
     return [Leased(*row) for row in rows.all()]
@@ -135,20 +141,23 @@ async def signing_secrets(
 
 async def mark_sent(
     session: AsyncSession,
-    rows: Sequence[tuple[uuid.UUID, str | None, dict[str, Any] | None]],
+    rows: Sequence[tuple[uuid.UUID, str | None, dict[str, Any] | None, datetime]],
     now: datetime,
 ) -> list[Settled]:
+    """`sent`, each with its own `sent_at`: the instant its provider accepted it."""
     if not rows:
         return []
-    ids, provider_ids, responses = zip(*rows, strict=True)
+    ids, provider_ids, responses, sent_at = zip(*rows, strict=True)
     result = await session.execute(
         text(
             """
-            UPDATE messages AS m SET status = 'sent', sent_at = :now, attempts = m.attempts + 1,
+            UPDATE messages AS m SET status = 'sent', sent_at = v.sent_at,
+                attempts = m.attempts + 1,
                 provider_message_id = v.provider_id, response = CAST(v.response AS jsonb),
                 next_attempt_at = NULL, error = NULL, updated_at = :now
             FROM unnest(CAST(:ids AS uuid[]), CAST(:provider_ids AS text[]),
-                        CAST(:responses AS text[])) AS v(id, provider_id, response)
+                        CAST(:responses AS text[]), CAST(:sent_at AS timestamptz[]))
+                 AS v(id, provider_id, response, sent_at)
             WHERE m.id = v.id AND m.status = 'sending'
             RETURNING """
             + _FACTS
@@ -157,6 +166,7 @@ async def mark_sent(
             "ids": list(ids),
             "provider_ids": list(provider_ids),
             "responses": [_json(r) for r in responses],
+            "sent_at": list(sent_at),
             "now": now,
         },
     )
@@ -237,72 +247,48 @@ async def mark_final(
     return [Settled(*row) for row in result.all()]
 
 
-async def release(
-    session: AsyncSession, ids: Sequence[uuid.UUID], retry_at: datetime, now: datetime
-) -> None:
-    """Over the rate limit: back to queued for the next window, not counted as an attempt."""
-    if not ids:
-        return
-    await session.execute(
-        text(
-            """
-            UPDATE messages SET status = 'queued', next_attempt_at = :retry_at, updated_at = :now
-            WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'sending'
-            """
-        ),
-        {"ids": list(ids), "retry_at": retry_at, "now": now},
-    )
-
-
-async def enrollments_failing_on_send_failure(
-    session: AsyncSession, message_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """Enrollments (by workspace) of these messages whose sequence version says
-    `on_send_failure: fail`."""
-    if not message_ids:
-        return {}
+async def due_channels(session: AsyncSession, now: datetime) -> list[str]:
+    """Channels with queued messages due now (lost deliveries, due retries)."""
     rows = await session.execute(
         text(
             """
-            SELECT m.workspace_id, m.enrollment_id
-            FROM messages m
-            JOIN enrollments e ON e.id = m.enrollment_id
-            JOIN sequence_versions v ON v.id = e.sequence_version_id
-            WHERE m.id = ANY(CAST(:ids AS uuid[]))
-              AND v.definition -> 'settings' ->> 'on_send_failure' = 'fail'
+            SELECT c.channel FROM unnest(CAST(:channels AS text[])) AS c(channel)
+            WHERE EXISTS (SELECT 1 FROM messages
+                          WHERE status = 'queued' AND channel = c.channel
+                            AND next_attempt_at <= :now)
             """
         ),
-        {"ids": list(message_ids)},
-    )
-    found: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for workspace_id, enrollment_id in rows.all():
-        found.setdefault(workspace_id, []).append(enrollment_id)
-    return found
-
-
-async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Queued messages whose attempt is due (lost deliveries, retries, rate-limited)."""
-    rows = await session.execute(
-        text(
-            """
-            SELECT id FROM messages
-            WHERE status = 'queued' AND next_attempt_at <= :now
-            ORDER BY next_attempt_at LIMIT :limit
-            """
-        ),
-        {"now": now, "limit": limit},
+        {"channels": list(CHANNELS), "now": now},
     )
     return [row[0] for row in rows.all()]
 
 
+async def next_due(session: AsyncSession, channel: str) -> datetime | None:
+    """When the channel's earliest queued message falls due (a retry's backoff)."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT next_attempt_at FROM messages
+            WHERE status = 'queued' AND channel = :channel
+            ORDER BY next_attempt_at LIMIT 1
+            """
+        ),
+        {"channel": channel},
+    )
+    return rows.scalar_one_or_none()
+
+
 async def expire_leases(
     session: AsyncSession, now: datetime, limit: int, max_attempts: int
-) -> list[tuple[uuid.UUID, str, str]]:
+) -> list[Settled]:
     """Stale `sending` rows (the worker died mid-send): SMTP -> `unknown` (the server may
     have accepted it; never resent), idempotent providers -> `queued` now (the receiver
     deduplicates by message id), counted as an attempt so a message that kills its worker
-    every time ends `failed` after `max_attempts`. Returns (id, new status, channel); the
-    messages that end `unknown` or `failed` emit their webhook events here."""
+    every time ends `failed` after `max_attempts`. Returns the rows; the
+    messages that end `unknown` or `failed` emit their webhook events here.
+
+    A message is `sending` only from the moment it is handed to its provider (the claim),
+    so for SMTP a stale lease means its DATA may have been in flight."""
     rows = await session.execute(
         text(
             """
@@ -317,7 +303,9 @@ async def expire_leases(
                 failed_at = CASE WHEN m.provider <> 'smtp' AND m.attempts + 1 >= :max
                             THEN CAST(:now AS timestamptz) ELSE m.failed_at END,
                 error = CASE WHEN m.provider = 'smtp'
-                        THEN 'the send was interrupted: the server may have accepted it'
+                        THEN 'the worker stopped while the message was with the SMTP server '
+                             '(DATA in flight, or its answer not yet recorded): '
+                             'the server may have accepted it'
                         WHEN m.attempts + 1 >= :max
                         THEN 'the send was interrupted on every attempt'
                         ELSE m.error END,
@@ -335,4 +323,16 @@ async def expire_leases(
     )
     expired = [Settled(*row) for row in rows.all()]
     await emit_settled(session, [row for row in expired if row.status != "queued"], now)
-    return [(row.id, row.status, row.channel) for row in expired]
+    return expired
+
+
+async def channels_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[str]:
+    """The channels these messages are queued on."""
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT channel FROM messages "
+            "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'queued'"
+        ),
+        {"ids": list(ids)},
+    )
+    return sorted(row[0] for row in rows.all())

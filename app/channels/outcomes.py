@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import repository
+from app.channels.notices import contacts_stopped
 from app.channels.repository import MessageRef
 from app.contacts.consent import service as suppressions
 from app.contacts.consent.schemas import SuppressionCreate
@@ -32,7 +33,6 @@ from app.core.errors import AppError
 from app.events import service as events
 from app.outbox import catalogue
 from app.outbox.emit import Emission, emit_many
-from app.sequences.engine.exits import exit_enrollments
 
 log = structlog.get_logger("herald.channels.outcomes")
 
@@ -242,7 +242,7 @@ async def _suppress_and_exit(
         except AppError as error:  # an address the suppression list cannot hash
             log.warning("provider_suppression_skipped", message_id=str(ref.id), reason=error.detail)
     for reason, contact_ids in exits.items():
-        await exit_enrollments(session, workspace_id, sorted(contact_ids), reason, now)
+        await contacts_stopped.publish(session, workspace_id, sorted(contact_ids), reason, now)
 
 
 def _soft(report: ProviderEvent) -> bool:

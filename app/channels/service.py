@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Message
+from app.channels.notices import contacts_stopped
 from app.channels.repository import MessageRepository, mark_first, message_by_token_id
 from app.channels.schemas import MessageFilters
 from app.channels.tracking import TokenData, TokenKind, read_token
@@ -24,7 +25,6 @@ from app.events import service as events
 from app.events.schemas import EventIn
 from app.outbox import emit
 from app.outbox.catalogue import MessageClicked, MessageOpened
-from app.sequences.engine.exits import exit_enrollments
 
 log = structlog.get_logger("herald.channels")
 
@@ -135,7 +135,9 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str, ip:
     if current is None or current.status != "unsubscribed":
         change = ConsentUpdate(status="unsubscribed", source=UNSUBSCRIBE_SOURCE, ip=_ip(ip))
         await consent.set_consent(session, workspace_id, contact_id, channel, change)
-    await exit_enrollments(session, workspace_id, [contact_id], UNSUBSCRIBE_REASON, utcnow())
+    await contacts_stopped.publish(
+        session, workspace_id, [contact_id], UNSUBSCRIBE_REASON, utcnow()
+    )
     return channel
 
 

@@ -1,8 +1,11 @@
-"""Leases, duplicates, the shared rate limit and the `deliver_due` scan (log provider and
-the lease statement itself; the network providers have their own files)."""
+"""Claims, duplicates, the shared rate limit and the `deliver_due` scan (log and HTTP
+providers and the claim statement itself; SMTP has its own files)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -11,8 +14,9 @@ from typing import Any, cast
 from sqlalchemy import text
 
 from app.channels import outbox as outbox_sql
+from app.channels import ratelimit
 from app.channels.delivery import SEND_METRICS_KEY, deliver
-from app.channels.tasks import deliver_batch, deliver_due
+from app.channels.tasks import deliver_channel, deliver_due
 from app.config import ChannelSettings, HttpProviderSettings
 from app.core.clock import clock
 from app.core.db import transaction
@@ -49,14 +53,10 @@ async def test_a_duplicate_delivery_sends_nothing(make_ctx: MakeCtx, outbox: Out
     other = await outbox.message()
     now = clock.now()
     async with transaction(ctx["session_factory"]) as session:
-        await outbox_sql.lease(
-            session,
-            [other.id],
-            now=now,
-            lease_until=now + LEASE,
-            email_provider="log",
-            sms_provider="log",
+        [claimed] = await outbox_sql.claim(
+            session, "email", "log", now=now, lease_until=now + LEASE
         )
+    assert claimed.id == other.id
     assert (await deliver(ctx, [other.id])).sent == 0
 
 
@@ -64,38 +64,69 @@ def _http(make_ctx: MakeCtx, receiver: HttpReceiver, **extra: Any) -> WorkerCont
     return make_ctx(email_provider="http", http=HttpProviderSettings(url=receiver.url), **extra)
 
 
-async def test_over_the_rate_limit_a_message_waits_for_the_next_window(
+async def test_over_the_rate_limit_the_worker_sends_each_message_at_its_slot(
     make_ctx: MakeCtx, outbox: Outbox, receiver: HttpReceiver
 ) -> None:
-    now = clock.freeze()
-    ctx = _http(make_ctx, receiver, rate_per_second=1)
-    first, second = await outbox.message(), await outbox.message()
-
-    assert (await deliver(ctx, [first.id])).sent == 1
-    report = await deliver(ctx, [second.id])
-
-    assert (report.sent, report.deferred) == (0, 1)
-    assert len(receiver.requests) == 1
-    waiting = await outbox.get(second.id)
-    assert waiting.status == "queued"
-    assert waiting.attempts == 0  # waiting for the limit is not an attempt
-    assert waiting.next_attempt_at == now.replace(microsecond=0) + timedelta(seconds=1)
-
-    clock.advance(timedelta(seconds=1))
-    assert (await deliver(ctx, [second.id])).sent == 1
-
-
-async def test_the_limit_is_shared_through_redis_and_batches_get_what_is_left(
-    make_ctx: MakeCtx, outbox: Outbox, receiver: HttpReceiver
-) -> None:
+    """Held-back messages are not parked for a sweep: the drain holding them sends each at
+    the next instant the limit allows, oldest due first, until none is left."""
     clock.freeze()
-    ids = [(await outbox.message()).id for _ in range(3)]
+    ctx = _http(make_ctx, receiver, rate_per_second=20)
+    ids = [(await outbox.message()).id for _ in range(8)]
 
-    # Two workers' contexts (separate settings objects) share one window in Redis.
-    assert (await deliver(_http(make_ctx, receiver, rate_per_second=2), ids[:1])).sent == 1
-    report = await deliver(_http(make_ctx, receiver, rate_per_second=2), ids[1:])
+    report = await deliver(ctx, ids[:1])  # one call drains the channel
 
-    assert (report.sent, report.deferred) == (1, 1)
+    assert report.sent == 8
+    assert [uuid.UUID(r.json()["id"]) for r in receiver.requests] == ids  # FIFO
+    gaps = [b.at - a.at for a, b in itertools.pairwise(receiver.requests)]
+    # GCRA spacing: 1/20 s between sends (a little scheduling jitter either way).
+    assert min(gaps) > 0.035, gaps
+    assert receiver.requests[-1].at - receiver.requests[0].at >= 7 * 0.05 - 0.02
+    for message_id in ids:
+        stored = await outbox.get(message_id)
+        assert (stored.status, stored.attempts) == ("sent", 1)
+
+
+async def test_the_limit_is_one_timeline_shared_through_redis(make_ctx: MakeCtx) -> None:
+    """Two workers booking slots of one provider get consecutive slots 1/rate apart; a slot
+    beyond the horizon is not booked (ask again later)."""
+    redis = make_ctx()["redis"]
+    await redis.delete(ratelimit.key("bench-peer"))
+    waits = [(await ratelimit.reserve(redis, "bench-peer", 10)) for _ in range(12)]
+
+    # Slots at +0, +0.1, ... +1.0 s (the horizon) are booked; +1.1 s is not.
+    assert all(booked for booked, _ in waits[:11])
+    assert waits[0][1] < 0.05
+    assert 0.85 < waits[10][1] <= ratelimit.HORIZON_SECONDS
+    for (_, earlier), (_, later) in itertools.pairwise(waits[:11]):
+        assert 0.09 < later - earlier < 0.11
+    refused, retry_in = waits[11]
+    assert not refused
+    assert 0 < retry_in <= 0.11
+
+
+async def test_a_cancelled_drain_leaves_unoffered_messages_queued(
+    make_ctx: MakeCtx, outbox: Outbox, receiver: HttpReceiver
+) -> None:
+    """A worker stopped mid-drain: only what was handed to the provider left `queued`."""
+    clock.freeze()
+    ctx = _http(make_ctx, receiver, rate_per_second=20)
+    ids = [(await outbox.message()).id for _ in range(20)]
+    running = asyncio.create_task(deliver(ctx, ids))
+    async with asyncio.timeout(10):
+        while len(receiver.requests) < 3:
+            await asyncio.sleep(0.01)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    statuses = [(await outbox.get(message_id)).status for message_id in ids]
+    offered = len(receiver.requests)
+    assert statuses.count("sent") + statuses.count("sending") == offered
+    assert statuses.count("sending") <= 1  # at most the one in flight
+    assert statuses.count("queued") == 20 - offered >= 15
+    # A new worker takes the rest, in order, none twice.
+    await deliver(ctx, ids)
+    assert sorted(r.json()["id"] for r in receiver.requests) == sorted(map(str, ids))
 
 
 async def test_the_log_provider_is_not_throttled(make_ctx: MakeCtx, outbox: Outbox) -> None:
@@ -104,12 +135,12 @@ async def test_the_log_provider_is_not_throttled(make_ctx: MakeCtx, outbox: Outb
 
     report = await deliver(make_ctx(rate_per_second=1), ids)
 
-    assert (report.sent, report.deferred) == (3, 0)
+    assert report.sent == 3
 
 
-async def _queued_batches(ctx: WorkerContext) -> list[list[str]]:
+async def _queued_drains(ctx: WorkerContext) -> list[str]:
     jobs = await ctx["redis"].queued_jobs(queue_name=ctx["queue"].queue_name)
-    return [cast(list[str], job.args[0]) for job in jobs if job.function == "deliver_batch"]
+    return [cast(str, job.args[0]) for job in jobs if job.function == "deliver_channel"]
 
 
 async def test_deliver_due_redrives_lost_queued_messages(make_ctx: MakeCtx, outbox: Outbox) -> None:
@@ -127,10 +158,9 @@ async def test_deliver_due_redrives_lost_queued_messages(make_ctx: MakeCtx, outb
 
     result = await deliver_due(cast(dict[str, Any], ctx))
 
-    assert result["due"] == 1
-    [batch] = await _queued_batches(ctx)
-    assert batch == [str(lost.id)]
-    await deliver_batch(cast(dict[str, Any], ctx), batch)
+    assert result["due_channels"] == 1
+    assert await _queued_drains(ctx) == ["email"]
+    await deliver_channel(cast(dict[str, Any], ctx), "email")
     assert (await outbox.get(lost.id)).status == "sent"
     assert (await outbox.get(later.id)).status == "queued"
 
@@ -142,16 +172,10 @@ async def test_a_stale_smtp_send_becomes_unknown_and_is_never_resent(
     ctx = make_ctx()
     smtp, http = await outbox.message(), await outbox.message(channel="sms", content={"text": "x"})
     now = clock.now()
-    # Two workers leased these and died mid-send.
+    # Two workers claimed these (handed them to their providers) and died mid-send.
     async with transaction(ctx["session_factory"]) as session:
-        await outbox_sql.lease(
-            session,
-            [smtp.id, http.id],
-            now=now,
-            lease_until=now + LEASE,
-            email_provider="smtp",
-            sms_provider="http",
-        )
+        await outbox_sql.claim(session, "email", "smtp", now=now, lease_until=now + LEASE)
+        await outbox_sql.claim(session, "sms", "http", now=now, lease_until=now + LEASE)
 
     # Before the lease ends nothing moves.
     assert (await deliver_due(cast(dict[str, Any], ctx)))["unknown"] == 0
@@ -162,7 +186,7 @@ async def test_a_stale_smtp_send_becomes_unknown_and_is_never_resent(
     lost = await outbox.get(smtp.id)
     assert (lost.status, lost.next_attempt_at) == ("unknown", None)
     assert lost.error is not None
-    assert "may have accepted" in lost.error
+    assert "DATA in flight" in lost.error
     requeued = await outbox.get(http.id)
     assert requeued.status == "queued"
     counts = await cast(Awaitable[dict[bytes, bytes]], ctx["redis"].hgetall(SEND_METRICS_KEY))
@@ -189,13 +213,8 @@ async def test_a_message_interrupted_on_every_attempt_ends_failed(
     for attempt in range(1, attempts + 1):
         now = clock.now()
         async with transaction(ctx["session_factory"]) as session:
-            leased = await outbox_sql.lease(
-                session,
-                [message.id],
-                now=now,
-                lease_until=now + LEASE,
-                email_provider="smtp",
-                sms_provider="http",
+            leased = await outbox_sql.claim(
+                session, "sms", "http", now=now, lease_until=now + LEASE
             )
             assert len(leased) == 1, attempt
         clock.advance(LEASE + timedelta(seconds=1))

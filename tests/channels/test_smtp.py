@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from email import message_from_bytes, policy
+from typing import cast
 
 from app.channels.delivery import deliver
 from app.core.clock import clock
+from app.core.worker_context import WorkerContext
 from tests.channels.conftest import (
     MakeCtx,
     Outbox,
@@ -116,9 +118,11 @@ async def test_server_down_is_retryable(make_ctx: MakeCtx, outbox: Outbox) -> No
     assert "connect" in stored.error
 
 
-async def test_retries_end_in_failed_and_fail_the_enrollment_when_the_sequence_says_so(
+async def test_retries_end_in_failed_and_wake_the_enrollment_waiting_on_the_send(
     make_ctx: MakeCtx, outbox: Outbox
 ) -> None:
+    """The settled message wakes its enrollment (set-wise, with the outcome); the engine's
+    pass then applies `on_send_failure` (tests/sequences/engine/test_delivery_timing.py)."""
     clock.freeze()
     ctx = smtp_ctx(make_ctx, free_port(), max_attempts=2)
     message = await outbox.message(on_send_failure="fail")
@@ -131,7 +135,12 @@ async def test_retries_end_in_failed_and_fail_the_enrollment_when_the_sequence_s
     stored = await outbox.get(message.id)
     assert (stored.status, stored.attempts) == ("failed", 2)
     enrollment = await outbox.enrollment(message.enrollment_id)
-    assert enrollment.state == "failed"
+    assert enrollment.next_action_at == clock.now()
+    typed = cast(WorkerContext, ctx)
+    queued = await typed["redis"].queued_jobs(queue_name=typed["queue"].queue_name)
+    assert any(
+        job.function == "run_enrollments" and str(enrollment.id) in job.args[1] for job in queued
+    )
 
 
 async def test_a_permanent_failure_leaves_the_enrollment_running_by_default(

@@ -72,10 +72,11 @@ async def test_api_enrollment_a_send_and_the_completion(
     await support.scan(state, settings)
 
     found = await events(session_factory, tenant)
+    # The enrollment completes once its send step's message is settled.
     assert [kind for kind, _ in found] == [
         "enrollment.started",
-        "enrollment.completed",
         "message.sent",
+        "enrollment.completed",
     ]
     ids = {
         "enrollment_id": enrollment_id,
@@ -150,14 +151,7 @@ async def test_permanent_failure_and_unknown_outcome(
     lost = await outbox.message()
     now = clock.now()
     async with transaction(session_factory) as session:
-        await outbox_sql.lease(
-            session,
-            [lost.id],
-            now=now,
-            lease_until=now + LEASE,
-            email_provider="smtp",
-            sms_provider="http",
-        )
+        await outbox_sql.claim(session, "email", "smtp", now=now, lease_until=now + LEASE)
     clock.advance(LEASE + timedelta(seconds=1))
     assert (await deliver_due(cast(dict[str, Any], ctx)))["unknown"] == 1
 

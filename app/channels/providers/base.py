@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,25 +71,34 @@ class Outcome:
 
 
 class Provider:
-    """Base: subclasses implement `send`; `send_many` runs them with bounded concurrency."""
+    """Base: subclasses implement `send`; `attempt` classifies one send's outcome, and
+    `send_many` runs sends with bounded concurrency inside one `connections()` scope."""
 
     name: str = "base"
+    concurrency: int = SEND_CONCURRENCY  # sends in flight at once within one scope
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError
 
+    @asynccontextmanager
+    async def connections(self) -> AsyncIterator[None]:
+        """A scope whose sends may share connections (SMTP); closed when it ends."""
+        yield
+
+    async def attempt(self, message: OutboundMessage) -> Outcome:
+        try:
+            return Outcome(message, result=await self.send(message))
+        except SendError as error:
+            return Outcome(message, error=error)
+        except Exception as error:  # a provider bug must not lose the batch
+            return Outcome(message, error=RetryableError(f"{type(error).__name__}: {error}"[:500]))
+
     async def send_many(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
-        gate = asyncio.Semaphore(SEND_CONCURRENCY)
+        gate = asyncio.Semaphore(self.concurrency)
 
         async def one(message: OutboundMessage) -> Outcome:
             async with gate:
-                try:
-                    return Outcome(message, result=await self.send(message))
-                except SendError as error:
-                    return Outcome(message, error=error)
-                except Exception as error:  # a provider bug must not lose the batch
-                    return Outcome(
-                        message, error=RetryableError(f"{type(error).__name__}: {error}"[:500])
-                    )
+                return await self.attempt(message)
 
-        return list(await asyncio.gather(*(one(message) for message in messages)))
+        async with self.connections():
+            return list(await asyncio.gather(*(one(message) for message in messages)))

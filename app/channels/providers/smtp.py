@@ -1,11 +1,12 @@
 """The SMTP provider (aiosmtplib): connections reused within a delivery batch, phases
 classified.
 
-Connections: `send_many` (one delivery batch) keeps the connections it opens (at most
-`max_connections` at once) and gives each one message after another: connect, TLS
-and AUTH are paid once per connection, not per message. A connection carries at most
-`MESSAGES_PER_CONNECTION` messages, is reset (RSET) after a refused envelope, dropped after any
-connection-level error or an unknown DATA outcome, and closed (QUIT) when the batch ends. A
+Connections: a `connections()` scope (one delivery drain, or one `send_many`) keeps the
+connections it opens (at most `max_connections` at once) and gives each one message after
+another: connect, TLS and AUTH are paid once per connection, not per message. A connection
+carries at most `MESSAGES_PER_CONNECTION` messages, is reset (RSET) after a refused envelope,
+dropped after any connection-level error or an unknown DATA outcome, and closed (QUIT) when
+the scope ends. A
 reused connection that turns out dead before DATA (the server timed it out, or answered 421
 "closing") is replaced by a fresh one for the same message, once: nothing was sent on it.
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -48,7 +49,6 @@ import aiosmtplib
 
 from app.channels.providers.base import (
     OutboundMessage,
-    Outcome,
     PermanentError,
     Provider,
     RetryableError,
@@ -163,6 +163,7 @@ class SmtpProvider(Provider):
     def __init__(self, settings: SmtpSettings, default_from: str) -> None:
         self.settings = settings
         self.default_from = default_from
+        self.concurrency = settings.max_connections  # one connection per send in flight
         self._tls_context: ssl.SSLContext | None = None
         self._idle: list[_Connection] | None = None  # set while `send_many` runs
         self._slots: asyncio.Semaphore | None = None  # at most `max_connections` in use
@@ -194,10 +195,13 @@ class SmtpProvider(Provider):
             tls_context=self._tls(),
         )
 
-    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
+    @asynccontextmanager
+    async def connections(self) -> AsyncIterator[None]:
+        """Connections opened within this scope are kept and reused by its later sends (at
+        most `max_connections` in use at once); all QUIT when it ends."""
         self._idle, self._slots = [], asyncio.Semaphore(self.settings.max_connections)
         try:
-            return await super().send_many(messages)
+            yield
         finally:
             idle, self._idle, self._slots = self._idle, None, None
             await asyncio.gather(*(_quit(connection.client) for connection in idle))

@@ -60,6 +60,7 @@ async def advance_batch(
     versions = await _versions(repo, {e.sequence_version_id for e in enrollments})
     facts = await load_facts(repo, {e.contact_id for e in enrollments}, versions.values(), now)
     facts.winners = await declared_winners(session, workspace_id, enrollments, versions)
+    facts.step_messages = await repo.step_messages(enrollments)
     output = PassOutput()
     pins = {pin for version in versions.values() for pin in version.pins.values()}
     output.templates = await template_contents(session, workspace_id, pins)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.consent.addresses import contact_addresses, lenient_hash
+from app.sequences.engine.repository import EngineRepository, StepMessage
+from app.sequences.engine.versions import ParsedVersion
 from app.templates.models import TemplateVersion
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ class BatchFacts:
     )
     # (campaign, step) -> declared experiment winner the remaining contacts get
     winners: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
+    # enrollment -> the message its current step (and visit) created, if any
+    step_messages: dict[uuid.UUID, StepMessage] = field(default_factory=dict)
 
     def address(self, contact: Contact, channel: str) -> str | None:
         return contact.email if channel == "email" else contact.phone

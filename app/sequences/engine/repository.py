@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,18 @@ from app.sequences.models import LIVE_STATES, Enrollment, EnrollmentStep, Sequen
 
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 STEPS: Table = EnrollmentStep.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class StepMessage:
+    """The message of an enrollment's current send step: status, acceptance time, and when
+    it last changed (a failure's or an `unknown`'s time)."""
+
+    step_key: str
+    visit: int
+    status: str
+    sent_at: datetime | None
+    updated_at: datetime
 
 
 def _complete(rows: list[dict[str, Any]], table: Table) -> list[dict[str, Any]]:
@@ -207,6 +220,19 @@ class EngineRepository:
         )
         return result.scalar_one_or_none()
 
+    async def offered_before(self, enrollment_id: uuid.UUID, sent_at: datetime) -> datetime:
+        """When the enrollment's message accepted at `sent_at` was handed to its provider
+        (`sent_at` itself when none matches): the earliest instant a reply to it can have."""
+        result = await self.session.execute(
+            select(func.min(Message.offered_at)).where(
+                Message.workspace_id == self.workspace_id,
+                Message.enrollment_id == enrollment_id,
+                Message.sent_at == sent_at,
+            )
+        )
+        offered = result.scalar_one_or_none()
+        return min(offered, sent_at) if offered is not None else sent_at
+
     async def matches(self, contact_id: uuid.UUID, rule: Rule, ctx: CompileContext) -> bool:
         result = await self.session.execute(
             select(Contact.id).where(
@@ -240,6 +266,57 @@ class EngineRepository:
             .returning(Contact.attributes)
         )
         return result.scalar_one_or_none()
+
+    async def step_messages(
+        self, enrollments: Collection[Enrollment]
+    ) -> dict[uuid.UUID, StepMessage]:
+        """The message each enrollment's current step (and visit) created, if any: a send
+        step whose message is not settled yet holds its enrollment."""
+        keys = [(e.id, e.step_key, e.step_visit) for e in enrollments if e.step_key is not None]
+        if not keys:
+            return {}
+        ids, steps, visits = zip(*keys, strict=True)
+        result = await self.session.execute(
+            text(
+                """
+                SELECT m.enrollment_id, m.step_key, m.visit, m.status, m.sent_at, m.updated_at
+                FROM unnest(CAST(:ids AS uuid[]), CAST(:steps AS text[]),
+                            CAST(:visits AS int[])) AS k(id, step_key, visit)
+                JOIN messages m ON m.enrollment_id = k.id AND m.step_key = k.step_key
+                                AND m.visit = k.visit
+                WHERE m.workspace_id = :workspace_id
+                """
+            ),
+            {
+                "ids": list(ids),
+                "steps": list(steps),
+                "visits": list(visits),
+                "workspace_id": self.workspace_id,
+            },
+        )
+        return {row[0]: StepMessage(*row[1:]) for row in result.all()}
+
+    async def deliver_instantly(self, enrollment_id: uuid.UUID, now: datetime) -> bool:
+        """Dry runs only: the enrollment's queued messages count as accepted at `now` (no
+        provider, no rate limit) and the enrollment is due again to go on from them."""
+        result = await self.session.execute(
+            update(Message)
+            .where(
+                Message.workspace_id == self.workspace_id,
+                Message.enrollment_id == enrollment_id,
+                Message.status == "queued",
+            )
+            .values(status="sent", sent_at=now, next_attempt_at=None, updated_at=now)
+            .returning(Message.id)
+        )
+        if not result.all():
+            return False
+        await self.session.execute(
+            update(Enrollment)
+            .where(Enrollment.workspace_id == self.workspace_id, Enrollment.id == enrollment_id)
+            .values(next_action_at=now)
+        )
+        return True
 
     # -- bulk writes -------------------------------------------------------------------------
 
@@ -366,3 +443,38 @@ class EngineRepository:
             .returning(Enrollment.id, Enrollment.next_action_at, Enrollment.wait_event_type)
         )
         return list(result.all())
+
+
+async def settled_enrollments(
+    session: AsyncSession, settled: Collection[tuple[uuid.UUID, uuid.UUID, str, int]], now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Make due now the live enrollments still on the (step, visit) of these settled
+    messages, given as (workspace, enrollment, step, visit): (workspace, id) of each. The
+    worker's delivery settles messages of any workspace; each row is matched within its own
+    workspace."""
+    if not settled:
+        return []
+    workspaces, enrollments, steps, visits = zip(*settled, strict=True)
+    result = await session.execute(
+        text(
+            """
+            UPDATE enrollments AS e SET next_action_at = :now, lease_until = NULL,
+                updated_at = :now
+            FROM unnest(CAST(:workspaces AS uuid[]), CAST(:enrollments AS uuid[]),
+                        CAST(:steps AS text[]), CAST(:visits AS int[]))
+                 AS v(workspace_id, id, step_key, visit)
+            WHERE e.id = v.id AND e.workspace_id = v.workspace_id
+              AND e.state IN ('active', 'waiting')
+              AND e.step_key = v.step_key AND e.step_visit = v.visit
+            RETURNING e.workspace_id, e.id
+            """
+        ),
+        {
+            "workspaces": list(workspaces),
+            "enrollments": list(enrollments),
+            "steps": list(steps),
+            "visits": list(visits),
+            "now": now,
+        },
+    )
+    return [(row[0], row[1]) for row in result.all()]

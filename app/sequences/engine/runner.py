@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from app.sequences.definition import (
     WebhookStep,
 )
 from app.sequences.engine.render import RenderedMessage, render_message
+from app.sequences.engine.repository import EngineRepository, StepMessage
 from app.sequences.engine.timing import cap_release, contact_zone, next_opening, wait_until
 from app.sequences.engine.variants import pick_variant
 
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     from app.sequences.models import Enrollment
 
 MAX_STEPS_PER_PASS = 50
+STEP_LIMIT_REASON = "step_limit"
+# A send step holds its enrollment until its message is settled; settling wakes it at once
+# (`wake_settled`). This re-check is only a safety net should a wake-up ever be lost.
+SETTLE_RECHECK = timedelta(minutes=10)
+SETTLED = ("sent", "delivered", "bounced", "failed", "unknown")
 
 
 @dataclass
@@ -77,6 +83,9 @@ class Pass:
         self.output = output
         self.now = now
         self.due_at = enrollment.next_action_at or now
+        # When the steps run from here start their clocks: `now`, or the acceptance time of
+        # the message a settled send step waited for (waits count from delivery).
+        self.base = now
         self.contact: Contact | None = facts.contacts.get(enrollment.contact_id)
         self.config = version.definition.settings
         timezone = self.contact.timezone if self.contact else None
@@ -97,8 +106,9 @@ class Pass:
                 return
             if not await self.execute(step):
                 return
-        # A long chain of instant steps: hand the rest to a later pass.
-        self.enrollment.next_action_at = self.now
+        # More steps in one pass than any sane definition needs without waiting: a loop
+        # through instant steps. It would never end; the enrollment does, with a reason.
+        self.finish("exited", STEP_LIMIT_REASON)
 
     async def execute(self, step: Step) -> bool:
         """Run one step; True to go on with the next in this pass."""
@@ -144,6 +154,12 @@ class Pass:
 
     async def send(self, step: SendStep) -> bool:
         assert self.contact is not None
+        created = self.facts.step_messages.get(self.enrollment.id)
+        if created is not None and (created.step_key, created.visit) == (
+            step.key,
+            self.enrollment.step_visit,
+        ):
+            return self.settle(step, created)
         blocked = self.facts.send_block(self.contact, step.channel)
         if blocked is not None:
             self.record(step, "skipped", {"reason": blocked})
@@ -187,9 +203,35 @@ class Pass:
         self.facts.sends[(self.contact.id, step.channel)].append(self.now)
         detail = {"channel": step.channel, "variant": variant, "status": rendered.status}
         self.record(step, "sent" if rendered.error is None else "failed", detail, message_id)
-        if rendered.error is not None and self.config.on_send_failure == "fail":
-            self.finish("failed", "render_error")
-            return False
+        if rendered.error is not None:
+            if self.config.on_send_failure == "fail":
+                self.finish("failed", "render_error")
+                return False
+            return self.goto(step.next)
+        return self.hold()
+
+    def hold(self) -> bool:
+        """Stay on the send step until its message is settled (delivery wakes us)."""
+        self.enrollment.next_action_at = self.now + SETTLE_RECHECK
+        return False
+
+    def settle(self, step: SendStep, message: StepMessage) -> bool:
+        """The send step's message again: still pending, hold on; sent, go on with the
+        clock started at its acceptance (`sent_at`); failed, per `on_send_failure`; unknown
+        (the server may have it), go on from the moment that became known."""
+        if message.status not in SETTLED:
+            return self.hold()
+        if message.status == "failed":
+            self.record(step, "send_failed", {})
+            if self.config.on_send_failure == "fail":
+                self.finish("failed", "send_failed")
+                return False
+            self.base = min(message.updated_at, self.now)
+        elif message.status == "unknown":
+            self.record(step, "send_unknown", {})
+            self.base = min(message.updated_at, self.now)
+        else:
+            self.base = min(message.sent_at or self.now, self.now)
         return self.goto(step.next)
 
     async def webhook(self, step: WebhookStep) -> bool:
@@ -238,7 +280,8 @@ class Pass:
 
     def wait(self, step: WaitStep) -> bool:
         assert self.contact is not None
-        until = wait_until(step, self.now, self.zone, self.contact.attributes or {})
+        start = self.enrollment.step_entered_at
+        until = wait_until(step, start, self.zone, self.contact.attributes or {})
         if until is None:
             self.record(step, "skipped", {"reason": "attribute_missing"})
             return self.goto(step.next)
@@ -258,13 +301,20 @@ class Pass:
             enrollment.wait_event_type = step.event_type
             enrollment.next_action_at = deadline
             self.record(step, "waiting", {"event_type": step.event_type, "until": deadline})
-            return False
+            if enrollment.step_entered_at >= self.now:
+                return False
+            # Entered in the past (the send before it was accepted then): an awaited event
+            # may already have happened, or the timeout be over.
         assert self.contact is not None
+        # Entered at a send's acceptance: a reply may predate the recorded `sent_at` (the
+        # server had the email a moment before the worker saw its answer), never the
+        # handover. The timeout still runs from `sent_at`.
+        since = await self.repo.offered_before(enrollment.id, enrollment.step_entered_at)
         happened = await self.repo.event_since(
             self.contact.id,
             step.event_type,
             self.version.filters.get(step.key, []),
-            enrollment.step_entered_at,
+            since,
             min(self.now, deadline),
         )
         if happened is not None:
@@ -301,10 +351,10 @@ class Pass:
 
     def goto(self, key: str | None) -> bool:
         if key is None:
-            enter_step(self.enrollment, None, self.now)
+            enter_step(self.enrollment, None, self.base)
             self.finish("completed", None)
             return False
-        enter_step(self.enrollment, key, self.now)
+        enter_step(self.enrollment, key, self.base)
         return True
 
     def defer(self, step: Step, until: datetime, reason: str) -> bool:

@@ -1,4 +1,5 @@
-"""Event ingestion wakes the enrollments an event concerns, set-wise, once per batch."""
+"""Wake-ups, set-wise, once per batch: event ingestion wakes the enrollments an event
+concerns; a settled message wakes the enrollment waiting on its send step."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.events.notices import IngestedEvent
-from app.sequences.engine.repository import EngineRepository
+from app.sequences.engine.repository import EngineRepository, settled_enrollments
 from app.sequences.engine.scheduler import Batch, schedule
 
 WAKE_BATCH = 500
@@ -40,3 +41,21 @@ async def on_events_recorded(
     """Subscriber of `events_recorded`: wake the enrollments these events concern."""
     pairs = {(event.contact_id, event.type) for event in events}
     await wake_for_events(session, workspace_id, pairs, utcnow())
+
+
+async def wake_settled(
+    session: AsyncSession, settled: Collection[tuple[uuid.UUID, uuid.UUID, str, int]], now: datetime
+) -> list[uuid.UUID]:
+    """Messages reached a final status (sent, failed, unknown): their enrollments, parked on
+    the send step that created them (same step and visit), become due now and their run is
+    enqueued after commit. One statement for the whole batch, whatever its workspaces."""
+    woken = await settled_enrollments(session, settled, now)
+    by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for workspace_id, enrollment_id in woken:
+        by_workspace.setdefault(workspace_id, []).append(enrollment_id)
+    for workspace_id, ids in by_workspace.items():
+        ids.sort()
+        for start in range(0, len(ids), WAKE_BATCH):
+            chunk = ids[start : start + WAKE_BATCH]
+            schedule(session, Batch(workspace_id, chunk, now), now, ("settled", now.timestamp()))
+    return [enrollment_id for _, enrollment_id in woken]

@@ -110,7 +110,8 @@ class TimelineEntryOut(ResponseModel):
     step_type: str | None
     visit: int
     outcome: str = Field(
-        description="entered, sent, failed, called, waiting, event, timeout, branched, "
+        description="entered, sent (message handed to delivery), send_failed / send_unknown "
+        "(its message settled so), failed, called, waiting, event, timeout, branched, "
         "updated, deferred, skipped, exited, completed"
     )
     detail: dict[str, Any]

@@ -273,6 +273,9 @@ async def _run(
             await _happen(session, workspace_id, enrollment.contact_id, event)
             entries.append((event.at, 0, len(entries), _event_entry(event)))
         await advance_batch(session, settings, workspace_id, [enrollment.id], now)
+        # Virtual delivery: every message is accepted the instant it is written, so the
+        # steps after a send run from then (as they run from `sent_at` in production).
+        await EngineRepository(session, workspace_id).deliver_instantly(enrollment.id, now)
         await session.flush()
         await session.refresh(enrollment)
     entries.extend(await _steps(session, workspace_id, enrollment.id, len(entries)))
