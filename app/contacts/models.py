@@ -21,13 +21,24 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.contacts.vocabulary import CHANNELS, CONSENT_STATUSES, SUPPRESSION_REASONS
 from app.core.clock import utcnow
 from app.core.db import Base, TimestampMixin
 from app.core.repository import WorkspaceEntity, WorkspaceScoped
 
-CHANNELS = ("email", "sms")
-CONSENT_STATUSES = ("subscribed", "unsubscribed", "unknown")
-SUPPRESSION_REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual", "erased")
+# The domain's words live in `vocabulary` (importable by other domains); still named here.
+__all__ = [
+    "CHANNELS",
+    "CONSENT_STATUSES",
+    "SUPPRESSION_REASONS",
+    "ConsentChange",
+    "Contact",
+    "ContactConsent",
+    "ContactImport",
+    "ContactImportChunk",
+    "ContactImportError",
+    "Suppression",
+]
 
 
 class Contact(TimestampMixin, WorkspaceEntity, Base):
