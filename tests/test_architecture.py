@@ -113,10 +113,6 @@ def sql_outside_repositories() -> list[str]:
 STORAGE_NOT_YET_MOVED: set[str] = {
     "app/channels/service.py: app.contacts.consent.repository",
     "app/sequences/engine/facts.py: app.templates.models",
-    "app/sequences/privacy.py: app.channels.models",
-    "app/sequences/simulation/service.py: app.channels.models",
-    "app/sequences/simulation/service.py: app.contacts.models",
-    "app/sequences/simulation/service.py: app.events.models",
     "app/templates/service.py: app.contacts.repository",
 }
 SQL_NOT_YET_MOVED: set[str] = {
@@ -128,12 +124,6 @@ SQL_NOT_YET_MOVED: set[str] = {
     "app/sequences/engine/facts.py: executes SQL",
     "app/sequences/engine/scheduler.py: builds SQL",
     "app/sequences/engine/scheduler.py: executes SQL",
-    "app/sequences/enrollments/service.py: builds SQL",
-    "app/sequences/enrollments/service.py: executes SQL",
-    "app/sequences/privacy.py: builds SQL",
-    "app/sequences/privacy.py: executes SQL",
-    "app/sequences/simulation/service.py: builds SQL",
-    "app/sequences/simulation/service.py: executes SQL",
 }
 
 
