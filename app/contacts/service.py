@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from app.contacts.repository import ContactFilters, ContactRepository, UpsertRes
 from app.contacts.schemas import ContactCreate, ContactUpdate, ContactUpsert
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
+from app.core.ids import new_id
 from app.core.normalize import normalize_email
 from app.core.pagination import PageParams, PageResult
 
@@ -186,3 +188,42 @@ async def upsert_contact(
         raise Conflict("This external_id or email belongs to an erased contact.")
     await session.refresh(contact)
     return contact, result.outcome
+
+
+# --- for dry runs (the sequence simulator) --------------------------------------------------
+
+
+async def email_in_use(session: AsyncSession, workspace_id: uuid.UUID, email: str) -> bool:
+    """Whether any contact of the workspace has this email (as stored: no normalisation)."""
+    taken = await ContactRepository(session, workspace_id).identity_taken(None, email, None)
+    return taken is not None
+
+
+@dataclass(frozen=True)
+class BareContact:
+    external_id: str
+    email: str | None
+    phone: str | None
+    timezone: str | None
+    locale: str | None
+    attributes: dict[str, Any]
+
+
+async def add_unannounced_contact(
+    session: AsyncSession, workspace_id: uuid.UUID, given: BareContact
+) -> uuid.UUID:
+    """Store the contact as given and flush, telling nobody (no notice: segments are not
+    asked to re-evaluate it): for work that is rolled back, like the sequence simulator's
+    hypothetical contact. Raises IntegrityError when its email or external id is taken."""
+    contact = Contact(
+        id=new_id(),
+        external_id=given.external_id,
+        email=given.email,
+        phone=given.phone,
+        timezone=given.timezone,
+        locale=given.locale,
+        attributes=given.attributes,
+    )
+    ContactRepository(session, workspace_id).add(contact)
+    await session.flush()
+    return contact.id

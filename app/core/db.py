@@ -98,6 +98,13 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise DisconnectionError("idle connection failed its ping") from exc
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to PostgreSQL on a pooled connection (readiness): raises when the
+    database does not answer."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
 def rowcount(result: Any) -> int:
     """Rows an UPDATE / DELETE matched (the result types do not all declare `rowcount`)."""
     return int(getattr(result, "rowcount", 0) or 0)

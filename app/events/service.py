@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.errors import FieldError, Unprocessable, pointer_for
-from app.core.ids import new_ids
+from app.core.ids import new_id, new_ids
 from app.core.normalize import normalize_email
 from app.core.pagination import PageParams, PageResult
 from app.events.models import Event
@@ -340,16 +340,20 @@ def _rows(items: list[_Item], now: datetime) -> EventRows:
         event = item.event
         assert item.contact_id is not None
         properties = event.properties
-        revenue = properties.get("revenue")
         rows.ids.append(item.event_id)
         rows.contact_ids.append(item.contact_id)
         rows.types.append(event.type)
         rows.properties.append(getattr(properties, "text", None) or _dump(properties))
-        rows.revenues.append(float(revenue) if revenue is not None else None)
+        rows.revenues.append(_revenue(properties))
         rows.occurred_at.append(event.occurred_at or now)
         rows.sources.append(event.source)
         rows.client_event_ids.append(event.event_id)
     return rows
+
+
+def _revenue(properties: dict[str, Any]) -> float | None:
+    revenue = properties.get("revenue")
+    return float(revenue) if revenue is not None else None
 
 
 def _dump(properties: dict[str, Any]) -> str:
@@ -364,3 +368,30 @@ async def list_events(
 
 async def get_event(session: AsyncSession, workspace_id: uuid.UUID, event_id: uuid.UUID) -> Event:
     return await EventRepository(session, workspace_id).get_or_404(event_id)
+
+
+async def add_unannounced_event(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    event_type: str,
+    properties: dict[str, Any],
+    *,
+    at: datetime,
+    source: str,
+) -> None:
+    """Store one event as received at `at` and flush, telling nobody (no `events_recorded`:
+    the caller wakes what it needs): for work that is rolled back, like the sequence
+    simulator's scripted events. Its revenue is the `revenue` property, as ingestion reads it."""
+    event = Event(
+        id=new_id(),
+        contact_id=contact_id,
+        type=event_type,
+        properties=properties,
+        revenue=_revenue(properties),
+        occurred_at=at,
+        received_at=at,
+        source=source,
+    )
+    EventRepository(session, workspace_id).add(event)
+    await session.flush()

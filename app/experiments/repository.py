@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.models import Message
 from app.core.repository import WorkspaceRepository
 from app.experiments.models import ExperimentDeclaration, ExperimentLook, ExperimentSetting
-from app.metrics.conversions import conversions_query
+from app.metrics.conversions_repository import conversions_query
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,8 @@ class ExperimentRepository(WorkspaceRepository[ExperimentLook]):
         """Unique contacts per variant among the step's sent messages (`sent_at` set),
         created before `before` when given (the randomised part of an experiment whose
         winner now routes everyone). A contact converted when a conversion of the campaign
-        (app.metrics.conversions) occurred at or after its message of this step was sent."""
+        (app.metrics.conversions_repository) occurred at or after its message of this step
+        was sent."""
         conditions = [
             Message.workspace_id == self.workspace_id,
             Message.campaign_id == campaign_id,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from contextlib import AbstractAsyncContextManager, nullcontext
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.db import create_engine
 from app.metrics import service
-from app.metrics.repository import FOLD_LOCK, Scope
+from app.metrics.repository import Scope, holding_fold_lock
 
 
 async def recount_command(
@@ -18,16 +19,17 @@ async def recount_command(
     the fold skips its ticks until the rewrite commits."""
     engine = create_engine(database_url, pool_size=2)
     try:
-        async with engine.connect() as lock:
-            if fix:
-                await lock.execute(select(func.pg_advisory_lock(FOLD_LOCK)))
-            try:
-                async with engine.connect() as raw:
-                    connection = await raw.execution_options(isolation_level="REPEATABLE READ")
-                    async with AsyncSession(bind=connection) as session, session.begin():
-                        return await service.recount(session, scope, fix=fix)
-            finally:
-                if fix:
-                    await lock.execute(select(func.pg_advisory_unlock(FOLD_LOCK)))
+        async with (
+            engine.connect() as lock,
+            _fold_lock_if(fix, lock),
+            engine.connect() as raw,
+        ):
+            connection = await raw.execution_options(isolation_level="REPEATABLE READ")
+            async with AsyncSession(bind=connection) as session, session.begin():
+                return await service.recount(session, scope, fix=fix)
     finally:
         await engine.dispose()
+
+
+def _fold_lock_if(fix: bool, connection: AsyncConnection) -> AbstractAsyncContextManager[None]:
+    return holding_fold_lock(connection) if fix else nullcontext()

@@ -11,7 +11,8 @@ the fly with the same query the fold uses).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -42,12 +43,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Subquery
 
 from app.channels.models import Message
 from app.events.models import Event
-from app.metrics.conversions import conversions_query
+from app.metrics.conversions_repository import conversions_query
 from app.metrics.models import (
     COUNTERS,
     MetricDelta,
@@ -93,7 +94,7 @@ def facts_select(
 ) -> Select[Any]:
     """Facts of the events matching `event_filter`, columns in `MetricEventFact` order:
     tracking events (open/click/reply of one campaign message, same contact) and conversions
-    (app/metrics/conversions.py)."""
+    (app/metrics/conversions_repository.py)."""
     reference = Event.properties["message_id"].astext
     message_id = case((reference.op("~")(UUID_PATTERN), cast(reference, Message.id.type)))
     tracking_filters = [
@@ -188,6 +189,17 @@ def _facts_wide(facts: Subquery | Any) -> Select[Any]:
 async def try_fold_lock(session: AsyncSession) -> bool:
     result = await session.execute(select(func.pg_try_advisory_xact_lock(FOLD_LOCK)))
     return bool(result.scalar_one())
+
+
+@asynccontextmanager
+async def holding_fold_lock(connection: AsyncConnection) -> AsyncIterator[None]:
+    """The fold lock, held on `connection` (session-level, so on a connection of its own)
+    for the block: the fold skips its ticks until it is released."""
+    await connection.execute(select(func.pg_advisory_lock(FOLD_LOCK)))
+    try:
+        yield
+    finally:
+        await connection.execute(select(func.pg_advisory_unlock(FOLD_LOCK)))
 
 
 async def take_pending(session: AsyncSession, cutoff: datetime, limit: int) -> list[uuid.UUID]:

@@ -8,8 +8,8 @@ import contextlib
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import text
 
+from app.core.db import ping
 from app.core.errors import ServiceUnavailable
 from app.core.observability import refresh_job_metrics
 from app.core.openapi import problem_responses
@@ -51,12 +51,7 @@ async def healthz() -> Health:
 )
 async def readyz(request: Request) -> Health:
     state = app_state(request)
-
-    async def postgres() -> None:
-        async with state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    checks = {"postgres": postgres(), "redis": state.redis.ping()}
+    checks = {"postgres": ping(state.engine), "redis": state.redis.ping()}
     results = await asyncio.gather(
         *(asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS) for check in checks.values()),
         return_exceptions=True,

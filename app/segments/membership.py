@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -32,7 +32,7 @@ from app.events.notices import IngestedEvent
 from app.outbox import emit
 from app.outbox.catalogue import SegmentEntered, SegmentLeft
 from app.segments.compiler import CompileContext, SegmentRef, member_ids
-from app.segments.models import Segment, SegmentMembershipChange
+from app.segments.models import Segment
 from app.segments.repository import (
     DirtyContactQueue,
     MembershipRepository,
@@ -342,23 +342,13 @@ async def emit_membership_changes(
         session, workspace_id, [SegmentEntered.TYPE, SegmentLeft.TYPE]
     )
     emitted = 0
+    memberships = MembershipRepository(session, workspace_id)
     for event, change in ((SegmentEntered, "entered"), (SegmentLeft, "left")):
         if not targets[event.TYPE]:
             continue
-        journal = SegmentMembershipChange
-        conditions = [
-            journal.workspace_id == workspace_id,
-            journal.occurred_at == now,
-            journal.change == change,
-        ]
-        if segment_ids is not None:
-            conditions.append(journal.segment_id.in_(list(segment_ids)))
-        if contact_id is not None:
-            conditions.append(journal.contact_id == contact_id)
-        data = func.jsonb_build_object(
-            "segment_id", journal.segment_id, "contact_id", journal.contact_id
+        rows = memberships.journalled_at(
+            now, change, segment_ids=segment_ids, contact_id=contact_id
         )
-        rows = select(data, journal.occurred_at).where(*conditions)
         emitted += await emit.emit_from_query(
             session, workspace_id, event, rows, endpoints=targets[event.TYPE]
         )

@@ -42,6 +42,7 @@ from app.core.pagination import (
     to_page,
 )
 from app.core.repository import Window, WorkspaceRepository, window_clauses
+from app.segments.compiler import CompileContext, count_statement
 from app.segments.models import (
     Segment,
     SegmentCountSnapshot,
@@ -49,6 +50,7 @@ from app.segments.models import (
     SegmentMembership,
     SegmentMembershipChange,
 )
+from app.segments.rules import Rule
 
 Membership = SegmentMembership
 Change = SegmentMembershipChange
@@ -341,6 +343,31 @@ class MembershipRepository:
         counts = [select(func.count()).select_from(j).scalar_subquery() for j in journals]
         return list((await self.session.execute(select(*counts))).one())
 
+    def journalled_at(
+        self,
+        now: datetime,
+        change: str,
+        *,
+        segment_ids: Collection[uuid.UUID] | None = None,
+        contact_id: uuid.UUID | None = None,
+    ) -> Select[Any]:
+        """(data, occurred_at) of the `change` journal rows written at `now` (of these
+        segments, or of this contact), data being the `segment.entered` / `segment.left`
+        payload: a SELECT for the outbox's `emit_from_query`."""
+        conditions = [
+            Change.workspace_id == self.workspace_id,
+            Change.occurred_at == now,
+            Change.change == change,
+        ]
+        if segment_ids is not None:
+            conditions.append(Change.segment_id.in_(list(segment_ids)))
+        if contact_id is not None:
+            conditions.append(Change.contact_id == contact_id)
+        data = func.jsonb_build_object(
+            "segment_id", Change.segment_id, "contact_id", Change.contact_id
+        )
+        return select(data, Change.occurred_at).where(*conditions)
+
     async def page_changes(
         self,
         segment_id: uuid.UUID,
@@ -422,6 +449,10 @@ class ContactLookup:
         )
         rows = (await self.session.execute(statement)).all()
         return [ContactRef(r.id, r.email, r.external_id) for r in rows]
+
+    async def count_matching(self, rule: Rule, ctx: CompileContext) -> int:
+        """How many contacts of the workspace the rule matches, evaluated now."""
+        return int((await self.session.execute(count_statement(rule, ctx))).scalar_one())
 
     async def sample(self, members: Select[uuid.UUID], size: int) -> list[ContactRef]:
         if size == 0:

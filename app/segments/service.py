@@ -23,7 +23,7 @@ from app.core.pagination import PageParams, PageResult
 from app.core.repository import Window
 from app.core.usage import UsageOut, UsageRef, find_usage, refuse_if_used, register_usage_finder
 from app.segments import membership
-from app.segments.compiler import CompileContext, count_statement, member_ids
+from app.segments.compiler import CompileContext, member_ids
 from app.segments.entries_repository import EntryQueries
 from app.segments.models import Segment, SegmentCountSnapshot, SegmentMembershipChange
 from app.segments.repository import (
@@ -228,11 +228,10 @@ async def preview(
 ) -> Preview:
     rule = membership.checked_rule(body.rule)
     ctx = await _validated(session, workspace_id, rule, None)
+    contacts = ContactLookup(session, workspace_id)
     async with _bounded(session, timeout_seconds, "/rule"):
-        count = int((await session.execute(count_statement(rule, ctx))).scalar_one())
-        sample = await ContactLookup(session, workspace_id).sample(
-            member_ids(rule, ctx), body.sample_size
-        )
+        count = await contacts.count_matching(rule, ctx)
+        sample = await contacts.sample(member_ids(rule, ctx), body.sample_size)
     return Preview(count, sample, ctx.now)
 
 
@@ -273,11 +272,10 @@ async def count(
         return LiveCount(segment.id, total, "membership", now)
     rule, ctx = await membership.compile_context(session, segment, now)
     try:
-        statement = count_statement(rule, ctx)
+        async with _bounded(session, timeout_seconds, None):
+            total = await ContactLookup(session, workspace_id).count_matching(rule, ctx)
     except RuleError as exc:
         raise Conflict(f"Segment {segment.id}'s rule does not compile: {exc}") from exc
-    async with _bounded(session, timeout_seconds, None):
-        total = int((await session.execute(statement)).scalar_one())
     return LiveCount(segment.id, total, "live", now)
 
 

@@ -8,17 +8,15 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.models import Message
 from app.contacts.privacy.sections import (
     ErasureContext,
     register_erasure_step,
     register_export_section,
 )
 from app.sequences.engine.exits import exit_enrollments
-from app.sequences.models import Enrollment, EnrollmentStep
+from app.sequences.privacy_repository import ContactSequenceRecords
 
 if TYPE_CHECKING:
     from app.contacts.models import Contact
@@ -60,25 +58,9 @@ def _plain(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
 async def _enrollments_section(
     session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
 ) -> list[dict[str, Any]]:
-    enrollments = list(
-        (
-            await session.execute(
-                select(Enrollment)
-                .where(Enrollment.workspace_id == workspace_id, Enrollment.contact_id == contact.id)
-                .order_by(Enrollment.id)
-            )
-        ).scalars()
-    )
-    steps = (
-        await session.execute(
-            select(EnrollmentStep)
-            .where(
-                EnrollmentStep.workspace_id == workspace_id,
-                EnrollmentStep.enrollment_id.in_([item.id for item in enrollments]),
-            )
-            .order_by(EnrollmentStep.id)
-        )
-    ).scalars()
+    records = ContactSequenceRecords(session, workspace_id)
+    enrollments = await records.enrollments(contact.id)
+    steps = await records.timeline_steps([item.id for item in enrollments])
     timelines: dict[uuid.UUID, list[dict[str, Any]]] = {item.id: [] for item in enrollments}
     for step in steps:
         timelines[step.enrollment_id].append(
@@ -92,13 +74,7 @@ async def _enrollments_section(
 async def _messages_section(
     session: AsyncSession, workspace_id: uuid.UUID, contact: Contact
 ) -> list[dict[str, Any]]:
-    messages = (
-        await session.execute(
-            select(Message)
-            .where(Message.workspace_id == workspace_id, Message.contact_id == contact.id)
-            .order_by(Message.id)
-        )
-    ).scalars()
+    messages = await ContactSequenceRecords(session, workspace_id).messages(contact.id)
     return [_plain(message, _MESSAGE_FIELDS) for message in messages]
 
 
@@ -106,15 +82,9 @@ async def _erase_sequences(session: AsyncSession, context: ErasureContext) -> di
     ended = await exit_enrollments(
         session, context.workspace_id, [context.contact.id], "contact_erased", context.now
     )
-    result = await session.execute(
-        update(Message)
-        .where(
-            Message.workspace_id == context.workspace_id,
-            Message.contact_id == context.contact.id,
-        )
-        .values(recipient=None, content={}, error=None, response=None, updated_at=context.now)
-    )
-    return {"enrollments_exited": len(ended), "messages_scrubbed": result.rowcount or 0}  # type: ignore[attr-defined]
+    records = ContactSequenceRecords(session, context.workspace_id)
+    scrubbed = await records.scrub_messages(context.contact.id, context.now)
+    return {"enrollments_exited": len(ended), "messages_scrubbed": scrubbed}
 
 
 def register() -> None:

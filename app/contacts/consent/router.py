@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.contacts.consent import service
 from app.contacts.consent.schemas import (
-    Channel,
     ConsentChangeOut,
     ConsentOut,
     ConsentUpdate,
@@ -17,8 +16,8 @@ from app.contacts.consent.schemas import (
     SuppressionCheckOut,
     SuppressionCreate,
     SuppressionOut,
-    SuppressionReason,
 )
+from app.contacts.vocabulary import Channel, SuppressionReason
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.openapi import COMMON_ERRORS, problem_responses

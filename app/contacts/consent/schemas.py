@@ -14,11 +14,9 @@ from pydantic import (
     field_validator,
 )
 
+from app.contacts.vocabulary import Channel, ConsentStatus, SuppressionReason
 from app.core.schemas import Instant, RequestModel, ResponseModel, check_text
 
-Channel = Literal["email", "sms"]
-ConsentStatus = Literal["subscribed", "unsubscribed", "unknown"]
-SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual", "erased"]
 # `erased` entries are written only by erasure.
 WritableReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual"]
 # PostgreSQL cannot store NUL or lone surrogates: refused up front (422, not 500).

@@ -29,8 +29,9 @@ from app.contacts.consent.repository import (
     SuppressionRepository,
 )
 from app.contacts.consent.schemas import ConsentUpdate, SuppressionCheck, SuppressionCreate
-from app.contacts.models import CHANNELS, ConsentChange, Contact, ContactConsent, Suppression
+from app.contacts.models import ConsentChange, Contact, ContactConsent, Suppression
 from app.contacts.notices import contacts_changed
+from app.contacts.vocabulary import CHANNELS
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.pagination import PageParams, PageResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 
-from app.contacts.models import CHANNELS, CONSENT_STATUSES
+from app.contacts.vocabulary import CHANNELS, CONSENT_STATUSES
 from app.core.errors import FieldError
 from app.segments.rules.nodes import (
     COUNT_KEYS,

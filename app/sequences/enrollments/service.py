@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.service import live_contact_id
 from app.core.clock import utcnow
-from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
+from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.ids import new_id
 from app.outbox import emit
 from app.outbox.catalogue import EnrollmentStarted
@@ -28,6 +28,7 @@ from app.sequences.enrollments.repository import (
     live_state_at,
 )
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
+from app.sequences.repository import SequenceRepository
 
 if TYPE_CHECKING:
     from app.core.pagination import PageParams, PageResult
@@ -244,13 +245,7 @@ def _invalid(detail: str, pointer: str) -> Unprocessable:
 async def _sequence(
     session: AsyncSession, workspace_id: uuid.UUID, sequence_id: uuid.UUID
 ) -> Sequence:
-    result = await session.execute(
-        select(Sequence).where(Sequence.workspace_id == workspace_id, Sequence.id == sequence_id)
-    )
-    found = result.scalar_one_or_none()
-    if found is None:
-        raise NotFound(f"No sequence with id {sequence_id}.")
-    return found
+    return await SequenceRepository(session, workspace_id).get_or_404(sequence_id)
 
 
 async def _version(

@@ -16,25 +16,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels.models import Message
-from app.contacts.models import Contact
+from app.contacts import service as contacts
 from app.core.clock import utcnow
 from app.core.egress import GuardPolicy
 from app.core.errors import FieldError, Unprocessable
 from app.core.ids import new_id
 from app.core.jobs import no_new_jobs
-from app.events.models import Event
+from app.events import service as events
 from app.sequences.definition import dump
 from app.sequences.engine.claims import advance_batch
 from app.sequences.engine.repository import EngineRepository
 from app.sequences.enrollments.repository import EnrollmentRepository
 from app.sequences.enrollments.schemas import EnrollmentState
 from app.sequences.enrollments.service import enrollment_columns
-from app.sequences.models import LIVE_STATES, Enrollment, EnrollmentStep, SequenceVersion
+from app.sequences.models import LIVE_STATES, Enrollment, SequenceVersion
 from app.sequences.repository import ReferenceLookup
 from app.sequences.service import (
     get_sequence,
@@ -42,6 +40,7 @@ from app.sequences.service import (
     validation_errors,
     version_for_enrollment,
 )
+from app.sequences.simulation.repository import SimulationRecords
 from app.sequences.simulation.schemas import (
     MessagePreview,
     ScriptedEvent,
@@ -53,6 +52,7 @@ from app.sequences.simulation.schemas import (
 from app.sequences.validation import parse_definition
 
 if TYPE_CHECKING:
+    from app.channels.models import Message
     from app.config import Settings
 
 MAX_PASSES = 500
@@ -217,23 +217,18 @@ async def _check_contact(
 ) -> uuid.UUID | None:
     """The existing contact's id, or None for a hypothetical one (whose email must be free:
     the workspace allows one contact per email)."""
-    live = (Contact.workspace_id == workspace_id, Contact.erased_at.is_(None))
     if body.contact_id is not None:
-        found = await session.scalar(select(Contact.id).where(*live, Contact.id == body.contact_id))
+        found = await contacts.live_contact_id(session, workspace_id, "id", body.contact_id)
         if found is None:
             raise _invalid("No such contact in this workspace.", "/contact_id")
         return found
     email = body.contact.email if body.contact else None
-    if email is not None:
-        taken = await session.scalar(
-            select(Contact.id).where(Contact.workspace_id == workspace_id, Contact.email == email)
+    if email is not None and await contacts.email_in_use(session, workspace_id, email):
+        raise _invalid(
+            "A contact with this email exists; simulate it with `contact_id`, or use "
+            "another address.",
+            "/contact/email",
         )
-        if taken is not None:
-            raise _invalid(
-                "A contact with this email exists; simulate it with `contact_id`, or use "
-                "another address.",
-                "/contact/email",
-            )
     return None
 
 
@@ -298,9 +293,7 @@ async def _hypothetical_contact(
 ) -> uuid.UUID:
     given = body.contact
     assert given is not None
-    contact = Contact(
-        id=new_id(),
-        workspace_id=workspace_id,
+    contact = contacts.BareContact(
         external_id=f"{SOURCE}:{uuid.uuid4()}",
         email=given.email,
         phone=given.phone,
@@ -308,14 +301,12 @@ async def _hypothetical_contact(
         locale=given.locale,
         attributes={key: value for key, value in given.attributes.items() if value is not None},
     )
-    session.add(contact)
     try:
-        await session.flush()
+        return await contacts.add_unannounced_contact(session, workspace_id, contact)
     except IntegrityError as exc:  # the email was taken since `_check_contact` looked
         raise _invalid(
             "A contact with this email exists; use `contact_id`.", "/contact/email"
         ) from exc
-    return contact.id
 
 
 async def _enroll(
@@ -338,21 +329,9 @@ async def _happen(
     session: AsyncSession, workspace_id: uuid.UUID, contact_id: uuid.UUID, event: _Scripted
 ) -> None:
     """The scripted event as ingestion would record it, then the wake-up ingestion does."""
-    revenue = event.properties.get("revenue")
-    session.add(
-        Event(
-            id=new_id(),
-            workspace_id=workspace_id,
-            contact_id=contact_id,
-            type=event.type,
-            properties=event.properties,
-            revenue=float(revenue) if revenue is not None else None,
-            occurred_at=event.at,
-            received_at=event.at,
-            source=SOURCE,
-        )
+    await events.add_unannounced_event(
+        session, workspace_id, contact_id, event.type, event.properties, at=event.at, source=SOURCE
     )
-    await session.flush()
     await EngineRepository(session, workspace_id).wake([(contact_id, event.type)], event.at)
 
 
@@ -369,22 +348,9 @@ def _event_entry(event: _Scripted) -> SimulationEntry:
 async def _steps(
     session: AsyncSession, workspace_id: uuid.UUID, enrollment_id: uuid.UUID, offset: int
 ) -> list[tuple[datetime, int, int, SimulationEntry]]:
-    steps = await session.scalars(
-        select(EnrollmentStep)
-        .where(
-            EnrollmentStep.workspace_id == workspace_id,
-            EnrollmentStep.enrollment_id == enrollment_id,
-        )
-        .order_by(EnrollmentStep.occurred_at, EnrollmentStep.id)
-    )
-    messages = {
-        message.id: message
-        for message in await session.scalars(
-            select(Message).where(
-                Message.workspace_id == workspace_id, Message.enrollment_id == enrollment_id
-            )
-        )
-    }
+    records = SimulationRecords(session, workspace_id)
+    steps = await records.timeline(enrollment_id)
+    messages = await records.messages(enrollment_id)
     entries = []
     for index, step in enumerate(steps, start=offset):
         message = messages.get(step.message_id) if step.message_id else None

@@ -1,4 +1,7 @@
-"""The one definition of a conversion, as a reusable SQLAlchemy Core query builder.
+"""The one definition of a conversion: a read model over campaigns, messages and events,
+kept as a reusable SQLAlchemy Core query that repositories compose and run (the metrics
+fold and recount, experiments). It reads three other domains' tables, so it is a
+repository (docs/architecture.md), though it executes nothing itself.
 
 A **conversion** is a goal event (`campaign.goal.event_type`) by a contact of the campaign's
 workspace that occurred after a *touch* of that campaign and within the goal window of that
