@@ -10,6 +10,8 @@ made, so the whole graph of notices reads top to bottom here.
 from __future__ import annotations
 
 from app.approvals.desk import ApprovalsDesk
+from app.campaigns import usage as campaigns_usage
+from app.campaigns.merge_fields import load_merge_fields
 from app.campaigns.reviews import register_review_desk
 from app.channels.notices import contacts_stopped, messages_settled
 from app.contacts.notices import contact_leaving, contacts_changed
@@ -20,9 +22,12 @@ from app.events.notices import events_recorded
 from app.experiments.service import applied_winners
 from app.segments import membership
 from app.segments import privacy as segments_privacy
+from app.segments import service as segments_service
 from app.sequences import privacy as sequences_privacy
+from app.sequences import usage as sequences_usage
 from app.sequences.engine import exits, wake
 from app.sequences.engine.variants import register_winner_source
+from app.templates.merge_fields import register_campaign_fields
 from app.workspaces.service import authenticate
 
 
@@ -44,6 +49,12 @@ def wire() -> None:
     register_winner_source(applied_winners)
     # Campaigns ask the approvals domain to open and void review rounds.
     register_review_desk(ApprovalsDesk())
+    # Templates render campaign.* merge fields through the campaigns' loader.
+    register_campaign_fields(load_merge_fields)
+    # What uses a sequence, segment, template or approval policy (409 in-use, GET .../usage).
+    campaigns_usage.register()
+    sequences_usage.register()
+    segments_service.register_usage()
     # Each domain's part of a privacy export and erasure.
     register_export_section("events", events_privacy.export_section)
     register_export_section("segments", segments_privacy.export_section)

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignRepository
-from app.templates.merge_fields import register_campaign_fields
 
 
 def merge_fields(campaign: Campaign) -> dict[str, Any]:
@@ -33,6 +32,3 @@ async def load_merge_fields(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     campaigns = await CampaignRepository(session, workspace_id).by_ids(ids)
     return {campaign.id: merge_fields(campaign) for campaign in campaigns}
-
-
-register_campaign_fields(load_merge_fields)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
-from app.campaigns import merge_fields as _merge_fields  # noqa: F401 - registers campaign.*
 from app.campaigns import service, spend
 from app.campaigns.models import Campaign, SpendEntry
 from app.campaigns.repository import CampaignFilters

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.campaigns import readiness, transitions
-from app.campaigns import usage as _usage  # noqa: F401 - registers what campaigns use
 from app.campaigns.lifecycle import launch
 from app.campaigns.models import Campaign
 from app.campaigns.repository import CampaignFilters, CampaignRepository, References

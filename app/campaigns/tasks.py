@@ -15,7 +15,6 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import func
 
-from app.campaigns import merge_fields as _merge_fields  # noqa: F401 - registers campaign.*
 from app.campaigns.lifecycle.actions import lease_due, run_action
 from app.core.clock import utcnow
 from app.core.tasks import counted, task_session

@@ -53,6 +53,8 @@ async def _policy_users(
     return [_ref(campaign, "approval_policy_id") for campaign in campaigns]
 
 
-register_usage_finder("sequence", "campaigns", _sequence_users)
-register_usage_finder("segment", "campaigns", _segment_users)
-register_usage_finder("approval_policy", "campaigns", _policy_users)
+def register() -> None:
+    """Called once per process by app/wiring.py."""
+    register_usage_finder("sequence", "campaigns", _sequence_users)
+    register_usage_finder("segment", "campaigns", _segment_users)
+    register_usage_finder("approval_policy", "campaigns", _policy_users)

@@ -186,7 +186,9 @@ async def _segment_users(
     ]
 
 
-register_usage_finder("segment", "segments", _segment_users)
+def register_usage() -> None:
+    """Called once per process by app/wiring.py: other segments' rules use a segment."""
+    register_usage_finder("segment", "segments", _segment_users)
 
 
 def _references(other: Segment, segment_id: uuid.UUID) -> bool:

@@ -16,7 +16,6 @@ from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
 from app.core.pagination import PageParams, PageResult
 from app.core.usage import UsageOut, find_usage, refuse_if_used
-from app.sequences import usage as _usage  # noqa: F401 - registers what sequences use
 from app.sequences.definition import SequenceDefinition, dump
 from app.sequences.models import Sequence, SequenceVersion
 from app.sequences.repository import ReferenceLookup, SequenceRepository, SequenceVersionRepository

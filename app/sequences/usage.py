@@ -21,5 +21,7 @@ async def _sequence_users(
     ]
 
 
-register_usage_finder("template", "sequences", _sequence_users)
-register_usage_finder("segment", "sequences", _sequence_users)
+def register() -> None:
+    """Called once per process by app/wiring.py."""
+    register_usage_finder("template", "sequences", _sequence_users)
+    register_usage_finder("segment", "sequences", _sequence_users)
