@@ -5,7 +5,7 @@ commits; `deliver_due` and deferred `deliver_channel` jobs re-drive whatever tha
 not finish. `deliver` drains the channels of those messages, oldest due first (FIFO per
 channel), with a few concurrent lanes (one per SMTP connection allowed). Each lane:
 
-1. books the provider's next send slot in the shared limiter (`ratelimit.reserve`, GCRA in
+1. books the provider's next send slot in the shared limiter (`send_rate.reserve`, GCRA in
    Redis) and waits for it: held-back messages go at the next instant they may, by the
    worker holding the slot, never by a sweep;
 2. claims the channel's oldest due message (`queued -> sending`, SKIP LOCKED), committed,
@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels import outbox, ratelimit
+from app.channels import outbox
 from app.channels.notices import messages_settled
 from app.channels.outbox import Leased, Settled
 from app.channels.providers import provider_for, provider_name
@@ -53,6 +53,7 @@ from app.channels.providers.base import (
 )
 from app.channels.tracking import message_links
 from app.config import Settings
+from app.core import send_rate
 from app.core.clock import utcnow
 from app.core.db import transaction
 from app.core.jobs import enqueue
@@ -239,7 +240,7 @@ class _Lane:
     async def _slot(self) -> bool:
         """Wait for a booked slot (True), or for the moment one may be booked (False)."""
         rate = self.settings.channels.rate_per_second
-        booked, wait = await ratelimit.reserve(self.ctx["redis"], self.provider.name, rate)
+        booked, wait = await send_rate.reserve(self.ctx["redis"], self.provider.name, rate)
         if wait > 0:
             await asyncio.sleep(wait)
         return booked

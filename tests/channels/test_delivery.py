@@ -14,10 +14,10 @@ from typing import Any, cast
 from sqlalchemy import text
 
 from app.channels import outbox as outbox_sql
-from app.channels import ratelimit
 from app.channels.delivery import SEND_METRICS_KEY, deliver
 from app.channels.tasks import deliver_channel, deliver_due
 from app.config import ChannelSettings, HttpProviderSettings
+from app.core import send_rate
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.worker_context import WorkerContext
@@ -90,13 +90,13 @@ async def test_the_limit_is_one_timeline_shared_through_redis(make_ctx: MakeCtx)
     """Two workers booking slots of one provider get consecutive slots 1/rate apart; a slot
     beyond the horizon is not booked (ask again later)."""
     redis = make_ctx()["redis"]
-    await redis.delete(ratelimit.key("bench-peer"))
-    waits = [(await ratelimit.reserve(redis, "bench-peer", 10)) for _ in range(12)]
+    await redis.delete(send_rate.key("bench-peer"))
+    waits = [(await send_rate.reserve(redis, "bench-peer", 10)) for _ in range(12)]
 
     # Slots at +0, +0.1, ... +1.0 s (the horizon) are booked; +1.1 s is not.
     assert all(booked for booked, _ in waits[:11])
     assert waits[0][1] < 0.05
-    assert 0.85 < waits[10][1] <= ratelimit.HORIZON_SECONDS
+    assert 0.85 < waits[10][1] <= send_rate.HORIZON_SECONDS
     for (_, earlier), (_, later) in itertools.pairwise(waits[:11]):
         assert 0.09 < later - earlier < 0.11
     refused, retry_in = waits[11]

@@ -22,8 +22,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record
-from app.channels import ratelimit
 from app.config import Settings, WebhookSettings
+from app.core import send_rate
 from app.core.clock import utcnow
 from app.core.egress import GuardPolicy
 from app.core.ids import new_id
@@ -246,7 +246,7 @@ async def _round(
 
     granted = len(leased)
     if endpoint.rate_limit_per_second is not None:
-        granted = await ratelimit.acquire(
+        granted = await send_rate.acquire(
             ctx["redis"],
             f"webhook:{endpoint_id}",
             len(leased),
@@ -275,7 +275,7 @@ async def _round(
             session,
             [row.id for row in limited],
             lease_until=lease_until,
-            next_attempt_at=ratelimit.next_window(now),
+            next_attempt_at=send_rate.next_window(now),
             now=later,
         )
         await repository.release(
