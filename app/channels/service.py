@@ -16,7 +16,6 @@ from app.channels.schemas import MessageFilters
 from app.channels.tracking import TokenData, TokenKind, read_token
 from app.config import Settings
 from app.contacts.consent import service as consent
-from app.contacts.consent.repository import ContactRefs
 from app.contacts.consent.schemas import ConsentUpdate
 from app.core.clock import utcnow
 from app.core.errors import AppError, NotFound
@@ -127,7 +126,7 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str, ip:
     message = await unsubscribe_target(session, settings, token)
     workspace_id, contact_id, channel = message.workspace_id, message.contact_id, message.channel
     # Lock first, so two concurrent clicks serialise and the second sees the first's change.
-    contact = await ContactRefs(session, workspace_id).get_for_update(contact_id)
+    contact = await consent.lock_contact(session, workspace_id, contact_id)
     if contact is None or contact.erased_at is not None:
         return channel  # erased: nothing to unsubscribe, and nothing is sent to it any more
     view = await consent.get_consent(session, workspace_id, contact_id)

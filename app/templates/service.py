@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contacts.repository import ContactRepository
+from app.contacts import service as contacts
 from app.core.clock import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, Unprocessable
 from app.core.etag import check_if_match
@@ -243,10 +243,8 @@ async def preview(
     if body.version is not None:
         content = (await get_version(session, workspace_id, template_id, body.version)).content
     if body.contact_id is not None:
-        contact = await ContactRepository(session, workspace_id).get(body.contact_id)
-        if contact is None or contact.erased_at is not None:
-            raise NotFound(f"No contact with id {body.contact_id}.")
-        fields = contact_fields(contact)
+        # Erased contacts answer 404 like ids that never existed.
+        fields = contact_fields(await contacts.get_contact(session, workspace_id, body.contact_id))
     else:
         assert body.contact is not None  # the schema requires one of the two
         fields = _hypothetical_fields(body.contact)

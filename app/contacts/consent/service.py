@@ -57,6 +57,14 @@ class CheckResult:
 # --- consent -------------------------------------------------------------------------------
 
 
+async def lock_contact(
+    session: AsyncSession, workspace_id: uuid.UUID, contact_id: uuid.UUID
+) -> Contact | None:
+    """The contact, locked until commit (concurrent consent changes to it serialise, and
+    each sees the one before), or None. Erased contacts are returned: the caller decides."""
+    return await ContactRefs(session, workspace_id).get_for_update(contact_id)
+
+
 async def get_consent(
     session: AsyncSession, workspace_id: uuid.UUID, contact_id: uuid.UUID
 ) -> ConsentView:
