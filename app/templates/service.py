@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -226,6 +227,14 @@ async def get_version(
     if version is None:
         raise NotFound(f"Template {template_id} has no published version {number}.")
     return version
+
+
+async def version_contents(
+    session: AsyncSession, workspace_id: uuid.UUID, version_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, dict[str, Any]]]:
+    """(channel, content) of published versions by id (the ones a sequence version pins);
+    ids not found in the workspace are left out. One query."""
+    return await TemplateVersionRepository(session, workspace_id).contents(version_ids)
 
 
 # -- preview ---------------------------------------------------------------------------------

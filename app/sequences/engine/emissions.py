@@ -1,6 +1,8 @@
 """Webhook events of enrollments (`enrollment.*`): payload builders and the set-wise
 emission of ends (completed / exited), shared by the engine, exits, the enrollments API and
-launches. Everything is emitted in the caller's transaction (`app.outbox.emit`).
+launches. Everything is emitted in the caller's transaction (`app.outbox.emit`). A launch's
+`enrollment.started` rows are built set-wise by a query (`started_rows`, in
+app/sequences/enrollments/repository.py).
 
 Failures (`on_send_failure: fail`, render errors) are reported as `enrollment.exited` with
 their reason: the catalogue has no separate failed type.
@@ -14,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.outbox import emit
 from app.outbox.catalogue import EnrollmentCompleted, EnrollmentExited, EnrollmentStarted
-from app.sequences.models import SequenceVersion
+from app.sequences.enrollments.repository import VersionLookup
 
 FINISHED = ("completed", "exited", "failed")
 # Published versions never change: their numbers can be kept for the life of the process.
@@ -44,12 +45,7 @@ async def version_numbers(
 ) -> dict[uuid.UUID, int]:
     missing = [item for item in set(ids) if item not in _numbers]
     if missing:
-        result = await session.execute(
-            select(SequenceVersion.id, SequenceVersion.number).where(
-                SequenceVersion.workspace_id == workspace_id, SequenceVersion.id.in_(missing)
-            )
-        )
-        _numbers.update({row[0]: row[1] for row in result})
+        _numbers.update(await VersionLookup(session, workspace_id).numbers(missing))
     return {item: _numbers[item] for item in ids if item in _numbers}
 
 
@@ -107,21 +103,3 @@ def started_data(enrollment: Any, version_number: int) -> EnrollmentStarted:
         sequence_version=version_number,
         campaign_id=enrollment.campaign_id,
     )
-
-
-def started_rows(inserted: Any, version_number: int) -> Select[Any]:
-    """`(data, occurred_at)` of `enrollment.started` for the rows of an INSERT ... RETURNING
-    CTE (`id`, `contact_id`, `sequence_id`, `campaign_id`, `started_at`)."""
-    data = func.jsonb_build_object(
-        "enrollment_id",
-        inserted.c.id,
-        "contact_id",
-        inserted.c.contact_id,
-        "sequence_id",
-        inserted.c.sequence_id,
-        "sequence_version",
-        literal(version_number, Integer),
-        "campaign_id",
-        inserted.c.campaign_id,
-    )
-    return select(data, inserted.c.started_at).select_from(inserted)

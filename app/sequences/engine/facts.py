@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contacts.consent.addresses import contact_addresses, lenient_hash
 from app.sequences.engine.repository import EngineRepository, StepMessage
 from app.sequences.engine.versions import ParsedVersion
-from app.templates.models import TemplateVersion
+from app.templates import service as templates
 
 if TYPE_CHECKING:
     from app.contacts.models import Contact
@@ -109,12 +108,8 @@ async def template_contents(
     """(channel, content) of published template versions; immutable, so cached."""
     missing = [item for item in ids if item not in _templates]
     if missing:
-        result = await session.execute(
-            select(TemplateVersion.id, TemplateVersion.channel, TemplateVersion.content).where(
-                TemplateVersion.workspace_id == workspace_id, TemplateVersion.id.in_(missing)
-            )
-        )
-        for version_id, channel, content in result:
+        found = await templates.version_contents(session, workspace_id, missing)
+        for version_id, (channel, content) in found.items():
             _templates[version_id] = (channel, content)
             if len(_templates) > _TEMPLATE_CACHE_SIZE:
                 _templates.popitem(last=False)

@@ -445,6 +445,33 @@ class EngineRepository:
         return list(result.all())
 
 
+async def lease_due_enrollments(
+    session: AsyncSession, now: datetime, due_by: datetime, limit: int, lease_until: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID, datetime | None]]:
+    """The scheduler scan, across workspaces: lease up to `limit` live enrollments due by
+    `due_by` whose lease (if any) ran out before `now`, in due order, skipping rows another
+    scan holds. (workspace, id, next_action_at) of each."""
+    due = (
+        select(Enrollment.id)
+        .where(
+            Enrollment.state.in_(LIVE_STATES),
+            Enrollment.next_action_at <= due_by,
+            or_(Enrollment.lease_until.is_(None), Enrollment.lease_until < now),
+        )
+        .order_by(Enrollment.next_action_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(due.scalar_subquery()))
+        .values(lease_until=lease_until)
+        .returning(Enrollment.workspace_id, Enrollment.id, Enrollment.next_action_at)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row[0], row[1], row[2]) for row in result.all()]
+
+
 async def settled_enrollments(
     session: AsyncSession, settled: Collection[tuple[uuid.UUID, uuid.UUID, str, int]], now: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -15,12 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.jobs import enqueue
-from app.sequences.models import LIVE_STATES, Enrollment
+from app.sequences.engine.repository import lease_due_enrollments
 
 RUN_TASK = "run_enrollments"
 # Rows due within this span share a job (which runs when the last of them is due).
@@ -39,26 +38,10 @@ async def lease_due(
 ) -> list[Batch]:
     """Lease up to `scan_limit` rows due by `now + lookahead`, in due order; enqueue their
     batches (after commit) and return them."""
-    due = (
-        select(Enrollment.id)
-        .where(
-            Enrollment.state.in_(LIVE_STATES),
-            Enrollment.next_action_at <= now + lookahead,
-            or_(Enrollment.lease_until.is_(None), Enrollment.lease_until < now),
-        )
-        .order_by(Enrollment.next_action_at)
-        .limit(settings.engine.scan_limit)
-        .with_for_update(skip_locked=True)
-    )
     lease_until = now + timedelta(seconds=settings.engine.lease_seconds)
-    result = await session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(due.scalar_subquery()))
-        .values(lease_until=lease_until)
-        .returning(Enrollment.workspace_id, Enrollment.id, Enrollment.next_action_at)
-        .execution_options(synchronize_session=False)
+    rows = await lease_due_enrollments(
+        session, now, now + lookahead, settings.engine.scan_limit, lease_until
     )
-    rows = [(row[0], row[1], row[2]) for row in result.all()]
     batches = _batches(rows, settings.engine.batch_size, now)
     for batch in batches:
         schedule(session, batch, now, lease_until)

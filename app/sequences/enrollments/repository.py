@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     Select,
     and_,
     bindparam,
@@ -249,3 +250,21 @@ def live_state_at(now: datetime) -> dict[str, Any]:
         "started_at": now,
         "updated_at": now,
     }
+
+
+def started_rows(inserted: Any, version_number: int) -> Select[Any]:
+    """`(data, occurred_at)` of `enrollment.started` for the rows of an INSERT ... RETURNING
+    CTE (`id`, `contact_id`, `sequence_id`, `campaign_id`, `started_at`)."""
+    data = func.jsonb_build_object(
+        "enrollment_id",
+        inserted.c.id,
+        "contact_id",
+        inserted.c.contact_id,
+        "sequence_id",
+        inserted.c.sequence_id,
+        "sequence_version",
+        literal(version_number, Integer),
+        "campaign_id",
+        inserted.c.campaign_id,
+    )
+    return select(data, inserted.c.started_at).select_from(inserted)

@@ -17,7 +17,7 @@ from app.core.errors import Conflict, FieldError, Unprocessable
 from app.core.ids import new_id
 from app.outbox import emit
 from app.outbox.catalogue import EnrollmentStarted
-from app.sequences.engine.emissions import started_data, started_rows
+from app.sequences.engine.emissions import started_data
 from app.sequences.engine.exits import exit_by_id
 from app.sequences.engine.scheduler import Batch, schedule
 from app.sequences.engine.versions import parsed
@@ -26,6 +26,7 @@ from app.sequences.enrollments.repository import (
     TimelineRepository,
     VersionLookup,
     live_state_at,
+    started_rows,
 )
 from app.sequences.models import Enrollment, EnrollmentStep, Sequence, SequenceVersion
 from app.sequences.repository import SequenceRepository
