@@ -14,6 +14,7 @@ from app.campaigns import usage as campaigns_usage
 from app.campaigns.merge_fields import load_merge_fields
 from app.campaigns.reviews import register_review_desk
 from app.channels.notices import contacts_stopped, messages_settled
+from app.channels.signing_secrets import register_signing_secret_source
 from app.contacts.notices import contact_leaving, contacts_changed
 from app.contacts.privacy.sections import register_erasure_step, register_export_section
 from app.core.principals import register_key_lookup
@@ -24,6 +25,7 @@ from app.segments import membership
 from app.segments import privacy as segments_privacy
 from app.segments import service as segments_service
 from app.sequences import privacy as sequences_privacy
+from app.sequences import service as sequences
 from app.sequences import usage as sequences_usage
 from app.sequences.engine import exits, wake
 from app.sequences.engine.variants import register_winner_source
@@ -45,6 +47,8 @@ def wire() -> None:
     # contacts who unsubscribed, bounced or complained.
     messages_settled.subscribe(wake.wake_settled)
     contacts_stopped.subscribe(exits.exit_enrollments)
+    # Delivery signs webhook steps' calls with their sequence's current secret.
+    register_signing_secret_source(sequences.signing_secrets)
     # Declared experiment winners route the remaining contacts of a send step.
     register_winner_source(applied_winners)
     # Campaigns ask the approvals domain to open and void review rounds.

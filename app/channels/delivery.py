@@ -51,6 +51,7 @@ from app.channels.providers.base import (
     RetryableError,
     UnknownOutcomeError,
 )
+from app.channels.signing_secrets import signing_secrets
 from app.channels.tracking import message_links
 from app.config import Settings
 from app.core import send_rate
@@ -257,7 +258,7 @@ class _Lane:
                 limit=self.claim_size,
             )
             webhook_sequences = [row.sequence_id for row in rows if row.channel == "webhook"]
-            secrets = await outbox.signing_secrets(session, webhook_sequences)
+            secrets = await signing_secrets(session, webhook_sequences)
         return rows, secrets
 
 

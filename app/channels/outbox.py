@@ -18,7 +18,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import MESSAGE_CHANNELS as CHANNELS
-from app.core.encryption import decrypt
 from app.outbox import emit
 from app.outbox.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
 
@@ -124,19 +123,6 @@ async def claim(
         },
     )
     return [Leased(*row) for row in rows.all()]
-
-
-async def signing_secrets(
-    session: AsyncSession, sequence_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    if not sequence_ids:
-        return {}
-    rows = await session.execute(
-        text("SELECT id, signing_secret FROM sequences WHERE id = ANY(CAST(:ids AS uuid[]))"),
-        {"ids": list(set(sequence_ids))},
-    )
-    # Raw SQL skips the column type: decrypt here (stored encrypted, app/core/encryption.py).
-    return {row[0]: decrypt(row[1]) for row in rows.all()}
 
 
 async def mark_sent(

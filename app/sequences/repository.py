@@ -16,6 +16,17 @@ from app.templates.models import Template, TemplateVersion
 from app.templates.repository import TemplateRepository
 
 
+async def signing_secrets_by_id(
+    session: AsyncSession, sequence_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Sequence id -> its signing secret (decrypted by the column type), across workspaces:
+    for delivery, whose ids come from the messages it claimed, never from a request."""
+    result = await session.execute(
+        select(Sequence.id, Sequence.signing_secret).where(Sequence.id.in_(list(sequence_ids)))
+    )
+    return {row[0]: row[1] for row in result}
+
+
 class SequenceRepository(WorkspaceRepository[Sequence]):
     model = Sequence
     noun = "sequence"

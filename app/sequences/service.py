@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,12 @@ from app.core.pagination import PageParams, PageResult
 from app.core.usage import UsageOut, find_usage, refuse_if_used
 from app.sequences.definition import SequenceDefinition, dump
 from app.sequences.models import Sequence, SequenceVersion
-from app.sequences.repository import ReferenceLookup, SequenceRepository, SequenceVersionRepository
+from app.sequences.repository import (
+    ReferenceLookup,
+    SequenceRepository,
+    SequenceVersionRepository,
+    signing_secrets_by_id,
+)
 from app.sequences.schemas import SequenceCreate, SequenceUpdate
 from app.sequences.validation import parse_definition, refused_destinations, validate
 
@@ -137,6 +143,14 @@ async def rotate_signing_secret(
     sequence.signing_secret = new_signing_secret()
     await session.flush()
     return sequence
+
+
+async def signing_secrets(
+    session: AsyncSession, sequence_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The current secrets of these sequences, for delivery's `webhook` sends (registered
+    as the channels' signing secret source by app/wiring.py)."""
+    return await signing_secrets_by_id(session, sequence_ids)
 
 
 # -- validation and publishing ---------------------------------------------------------------

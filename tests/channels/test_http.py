@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.channels.delivery import deliver
 from app.config import HttpProviderSettings
 from app.core.clock import clock
+from app.core.db import transaction
+from app.sequences.service import rotate_signing_secret
 from tests.channels.conftest import HttpReceiver, MakeCtx, Outbox, free_port
 
 
@@ -72,6 +74,29 @@ async def test_webhook_step_is_signed_standard_webhooks_style(
     assert stored.response["status_code"] == 200
     assert len(stored.response["excerpt"]) == 1024  # first KiB only
     assert stored.response["latency_ms"] >= 0
+
+
+async def test_a_rotation_signs_messages_already_queued_with_the_new_secret(
+    make_ctx: MakeCtx, outbox: Outbox, receiver: HttpReceiver
+) -> None:
+    """The secret is read when the message is handed over, not when it was queued: after a
+    rotation the old secret signs nothing (docs/sequences.md, "Signing secret")."""
+    message = await outbox.message(
+        channel="webhook", recipient=receiver.url, content={"payload": {"n": 1}}
+    )
+    assert outbox.sequence_id is not None
+    async with transaction(outbox.factory) as session:
+        rotated = await rotate_signing_secret(
+            session, outbox.tenant.workspace_id, outbox.sequence_id
+        )
+        new_secret = rotated.signing_secret
+
+    assert (await deliver(make_ctx(), [message.id])).sent == 1
+
+    [call] = receiver.requests
+    assert Webhook(new_secret).verify(call.body, call.headers) == {"n": 1}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(outbox.secret).verify(call.body, call.headers)
 
 
 async def test_webhook_id_is_stable_across_retries(
