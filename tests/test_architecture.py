@@ -108,25 +108,12 @@ def sql_outside_repositories() -> list[str]:
     return found
 
 
-# What is still to move (docs/roadmap.md): the checks fail on anything new, and on an entry
-# that no longer applies (so the lists only shrink).
-STORAGE_NOT_YET_MOVED: set[str] = set()
-SQL_NOT_YET_MOVED: set[str] = {
-    "app/channels/outbox.py: builds SQL",
-    "app/channels/outbox.py: executes SQL",
-}
-
-
 def test_another_domains_models_and_repositories_are_read_only_by_repositories() -> None:
-    found = set(cross_domain_storage_imports())
-    assert found - STORAGE_NOT_YET_MOVED == set(), "a cross-domain read outside a repository"
-    assert STORAGE_NOT_YET_MOVED - found == set(), "moved: drop it from the list"
+    assert cross_domain_storage_imports() == [], "a cross-domain read outside a repository"
 
 
 def test_sql_lives_only_in_repositories() -> None:
-    found = set(sql_outside_repositories())
-    assert found - SQL_NOT_YET_MOVED == set(), "SQL outside a repository"
-    assert SQL_NOT_YET_MOVED - found == set(), "moved: drop it from the list"
+    assert sql_outside_repositories() == [], "SQL outside a repository"
 
 
 def campaign_status_writes() -> list[str]:

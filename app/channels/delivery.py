@@ -39,9 +39,8 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.channels import outbox
-from app.channels.notices import messages_settled
-from app.channels.outbox import Leased, Settled
+from app.channels import delivery_repository
+from app.channels.delivery_repository import Leased
 from app.channels.providers import provider_for, provider_name
 from app.channels.providers.base import (
     OutboundMessage,
@@ -51,6 +50,7 @@ from app.channels.providers.base import (
     RetryableError,
     UnknownOutcomeError,
 )
+from app.channels.settled import announce_settled
 from app.channels.signing_secrets import signing_secrets
 from app.channels.tracking import message_links
 from app.config import Settings
@@ -159,7 +159,7 @@ async def deliver(ctx: WorkerContext, message_ids: Sequence[uuid.UUID]) -> Deliv
     if not message_ids:
         return report
     async with ctx["session_factory"]() as session:
-        channels = await outbox.channels_of(session, message_ids)
+        channels = await delivery_repository.channels_of(session, message_ids)
     for part in await asyncio.gather(*(drain(ctx, channel) for channel in channels)):
         report.add(part)
     return report
@@ -249,7 +249,7 @@ class _Lane:
     async def _claim(self) -> tuple[list[Leased], dict[uuid.UUID, str]]:
         now = utcnow()
         async with transaction(self.ctx["session_factory"]) as session:
-            rows = await outbox.claim(
+            rows = await delivery_repository.claim(
                 session,
                 self.channel,
                 self.provider.name,
@@ -332,7 +332,7 @@ async def _follow_up(ctx: WorkerContext, channel: str, *, overran: bool) -> None
         if overran:
             enqueue(session, "deliver_channel", channel, job_key=(channel, uuid.uuid4()))
             return
-        due = await outbox.next_due(session, channel)
+        due = await delivery_repository.next_due(session, channel)
         if due is None:
             return
         delay = (due - utcnow()).total_seconds()
@@ -370,15 +370,14 @@ async def _record(
             assert isinstance(error, PermanentError)
             failed.append((message.id, error.reason, error.response))
 
-    marked = await outbox.mark_sent(session, sent, now)
-    spent_rows = await outbox.mark_retry(session, retry, now, settings.channels.max_attempts)
-    permanent_rows = await outbox.mark_final(session, "failed", failed, now)
-    lost_rows = await outbox.mark_final(session, "unknown", unknown, now)
+    marked = await delivery_repository.mark_sent(session, sent, now)
+    spent_rows = await delivery_repository.mark_retry(
+        session, retry, now, settings.channels.max_attempts
+    )
+    permanent_rows = await delivery_repository.mark_final(session, "failed", failed, now)
+    lost_rows = await delivery_repository.mark_final(session, "unknown", unknown, now)
     settled = [*marked, *spent_rows, *permanent_rows, *lost_rows]
-    # One emission call for the whole batch (message.sent / failed / unknown), one wake-up
-    # statement for the enrollments waiting on these sends.
-    await outbox.emit_settled(session, settled, now)
-    await wake_senders(session, settled, now)
+    await announce_settled(session, settled, now)
     spent = {row.id for row in spent_rows}
 
     report.sent += len(marked)
@@ -393,16 +392,6 @@ async def _record(
             log.info("send_retry", message_id=str(message_id), error=reason)
     for message_id, reason, _ in [*failed, *unknown]:
         log.warning("send_not_delivered", message_id=str(message_id), error=reason)
-
-
-async def wake_senders(session: AsyncSession, settled: Sequence[Settled], now: datetime) -> None:
-    """The enrollments waiting on these settled messages' send steps go on (the engine
-    subscribes to `messages_settled`)."""
-    await messages_settled.publish(
-        session,
-        [(row.workspace_id, row.enrollment_id, row.step_key, row.visit) for row in settled],
-        now,
-    )
 
 
 async def _count(redis: Redis, report: DeliveryReport) -> None:

@@ -12,8 +12,9 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import func
 
-from app.channels import outbox
-from app.channels.delivery import DRAIN_SECONDS, count_statuses, drain, wake_senders
+from app.channels import delivery_repository
+from app.channels.delivery import DRAIN_SECONDS, count_statuses, drain
+from app.channels.settled import announce_settled
 from app.core.clock import utcnow
 from app.core.jobs import enqueue
 from app.core.tasks import counted, task_session
@@ -42,11 +43,11 @@ async def deliver_due(ctx: dict[str, Any]) -> dict[str, int]:
     typed = cast(WorkerContext, ctx)
     now = utcnow()
     async with task_session(typed) as session:
-        expired = await outbox.expire_leases(
+        expired = await delivery_repository.expire_leases(
             session, now, SCAN_LIMIT, typed["settings"].channels.max_attempts
         )
-        await wake_senders(session, [row for row in expired if row.status != "queued"], now)
-        due = await outbox.due_channels(session, now)
+        await announce_settled(session, [row for row in expired if row.status != "queued"], now)
+        due = await delivery_repository.due_channels(session, now)
         for channel in due:
             # One queued job per channel (a running drain absorbs any other).
             enqueue(session, "deliver_channel", channel, job_key=(channel,))

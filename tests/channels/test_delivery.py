@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import text
 
-from app.channels import outbox as outbox_sql
+from app.channels import delivery_repository as outbox_sql
 from app.channels.delivery import SEND_METRICS_KEY, deliver
 from app.channels.tasks import deliver_channel, deliver_due
 from app.config import ChannelSettings, HttpProviderSettings

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.channels import outbox as outbox_sql
+from app.channels import delivery_repository as outbox_sql
 from app.channels.delivery import deliver
 from app.channels.models import Message
 from app.channels.tasks import deliver_due

@@ -1,5 +1,6 @@
-"""The delivery statements on the outbox (`messages`). Set-wise: one statement per outcome
-kind per batch, arrays bound as parameters.
+"""The delivery statements on the send outbox (`messages`): claim, record outcomes, expire
+stale leases, find due channels. Set-wise: one statement per outcome kind per batch, arrays
+bound as parameters.
 
 These run for the worker across workspaces: a message id is the unit of work, and the ids
 come from our own engine or scan, never from a request.
@@ -18,17 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import MESSAGE_CHANNELS as CHANNELS
-from app.outbox import emit
-from app.outbox.catalogue import EventData, MessageFailed, MessageSent, MessageUnknown
 
 # What a settled message's webhook event needs, returned by the statements that settle it.
 _FACTS = """m.id, m.workspace_id, m.contact_id, m.enrollment_id, m.sequence_id, m.campaign_id,
         m.step_key, m.channel, m.variant, m.error, m.status, m.visit"""
-_EVENTS: dict[str, type[MessageSent | MessageFailed | MessageUnknown]] = {
-    "sent": MessageSent,
-    "failed": MessageFailed,
-    "unknown": MessageUnknown,
-}
 
 
 @dataclass(frozen=True)
@@ -59,26 +53,6 @@ class Settled:
     error: str | None
     status: str
     visit: int
-
-
-async def emit_settled(session: AsyncSession, settled: Sequence[Settled], now: datetime) -> int:
-    """`message.sent` / `message.failed` / `message.unknown` for a batch, in one call (one
-    subscription query for the batch's workspaces; nothing built when nobody listens)."""
-    if not settled:
-        return 0
-
-    async def build() -> list[emit.Emission]:
-        emissions: list[emit.Emission] = []
-        for row in settled:
-            event = _EVENTS[row.status]
-            extra = {"error": row.error} if event is MessageFailed else {}
-            data: EventData = emit.message_data(event, row, **extra)
-            emissions.append(emit.Emission(row.workspace_id, data, now))
-        return emissions
-
-    workspaces = {row.workspace_id for row in settled}
-    types = {_EVENTS[row.status].TYPE for row in settled}
-    return await emit.emit_lazy(session, workspaces, types, build)
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
@@ -270,8 +244,8 @@ async def expire_leases(
     """Stale `sending` rows (the worker died mid-send): SMTP -> `unknown` (the server may
     have accepted it; never resent), idempotent providers -> `queued` now (the receiver
     deduplicates by message id), counted as an attempt so a message that kills its worker
-    every time ends `failed` after `max_attempts`. Returns the rows; the
-    messages that end `unknown` or `failed` emit their webhook events here.
+    every time ends `failed` after `max_attempts`. Returns the rows (the caller announces
+    the ones that end `unknown` or `failed`: `app/channels/settled.py`).
 
     A message is `sending` only from the moment it is handed to its provider (the claim),
     so for SMTP a stale lease means its DATA may have been in flight."""
@@ -307,9 +281,7 @@ async def expire_leases(
         ),
         {"now": now, "limit": limit, "max": max_attempts},
     )
-    expired = [Settled(*row) for row in rows.all()]
-    await emit_settled(session, [row for row in expired if row.status != "queued"], now)
-    return expired
+    return [Settled(*row) for row in rows.all()]
 
 
 async def channels_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[str]:
