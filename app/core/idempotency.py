@@ -21,8 +21,10 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import encryption
 from app.core.clock import utcnow
 from app.core.db import Base, rowcount, transaction
 from app.core.errors import AppError, problem_response
@@ -32,7 +34,7 @@ from app.core.state import app_state
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 _SPOOL_IN_MEMORY_BYTES = 1_048_576
 _REPLAY_CHUNK_BYTES = 65_536
-_REPLAYED_HEADERS = {"content-type", "location", "etag"}
+_REPLAYED_HEADERS = {"content-type", "location", "etag", "cache-control"}
 REPLAY_HEADER = "idempotent-replayed"
 
 
@@ -114,6 +116,34 @@ class IdempotencyRepository:
                 IdempotencyRecord.workspace_id == self.workspace_id, IdempotencyRecord.key == key
             )
         )
+
+
+# A reply that shows a secret once (a new API key, a webhook or sequence signing secret)
+# says `Cache-Control: no-store`; the stored copy kept for replays is then sealed with the
+# keys of HERALD_SECURITY__ENCRYPTION_KEYS, like every secret at rest (docs/api.md).
+SHOWN_ONCE = "no-store"
+_SEALED = b"herald-sealed:v1:"
+
+
+def shown_once(response: Response) -> None:
+    """Mark a reply that carries a secret shown only here: no cache keeps it, and the
+    idempotency store keeps it encrypted."""
+    response.headers["Cache-Control"] = SHOWN_ONCE
+
+
+def _stored_body(headers: dict[str, str], body: bytes) -> bytes:
+    cache_control = {k.lower(): v for k, v in headers.items()}.get("cache-control", "")
+    if SHOWN_ONCE not in cache_control:
+        return body
+    return _SEALED + encryption.encrypt(body.decode()).encode()
+
+
+def _replayed_body(stored: bytes | None) -> bytes:
+    if stored is None:
+        return b""
+    if stored.startswith(_SEALED):
+        return encryption.decrypt(stored[len(_SEALED) :].decode()).encode()
+    return stored
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:
@@ -211,9 +241,8 @@ class IdempotencyMiddleware:
             if captured["status"] >= 500:
                 await store.release(key)
             else:
-                await store.complete(
-                    key, captured["status"], captured["headers"], bytes(captured["body"])
-                )
+                body = _stored_body(captured["headers"], bytes(captured["body"]))
+                await store.complete(key, captured["status"], captured["headers"], body)
 
 
 async def _answer_existing(
@@ -252,7 +281,7 @@ async def _answer_existing(
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": existing.response_body or b""})
+        await send({"type": "http.response.body", "body": _replayed_body(existing.response_body)})
         return
     await response(scope, receive, send)
 

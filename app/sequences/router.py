@@ -10,6 +10,7 @@ from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.egress import GuardPolicy
 from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
+from app.core.idempotency import shown_once
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page, check_text
@@ -96,6 +97,7 @@ async def create_sequence(
 ) -> SequenceCreatedOut:
     sequence = await service.create_sequence(session, principal.workspace_id, body, destinations)
     response.headers["Location"] = f"/v1/sequences/{sequence.id}"
+    shown_once(response)
     return SequenceCreatedOut(**_fields(sequence, response), signing_secret=sequence.signing_secret)
 
 
@@ -197,9 +199,10 @@ async def delete_sequence(
     responses=problem_responses(*COMMON_ERRORS, 404, 422),
 )
 async def rotate_signing_secret(
-    sequence_id: uuid.UUID, session: Session, principal: Writer
+    sequence_id: uuid.UUID, session: Session, principal: Writer, response: Response
 ) -> SigningSecretOut:
     sequence = await service.rotate_signing_secret(session, principal.workspace_id, sequence_id)
+    shown_once(response)
     return SigningSecretOut(sequence_id=sequence.id, signing_secret=sequence.signing_secret)
 
 

@@ -11,6 +11,7 @@ from app.audit.service import Actor
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
 from app.core.etag import IfMatch, make_etag, responses_with_etag, set_etag
+from app.core.idempotency import shown_once
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.schemas import Page
@@ -61,6 +62,7 @@ def _out(endpoint: WebhookEndpoint, response: Response | None = None) -> Endpoin
 
 
 def _with_secret(endpoint: WebhookEndpoint, response: Response) -> EndpointWithSecret:
+    shown_once(response)
     return EndpointWithSecret(**_out(endpoint, response).model_dump(), secret=endpoint.secret)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from app.core.auth import Principal
 from app.core.deps import Caller, Session
+from app.core.idempotency import shown_once
 from app.core.openapi import COMMON_ERRORS, problem_responses
 from app.core.pagination import PageParams, page_params
 from app.core.principals import credentials_changed
@@ -191,6 +192,7 @@ async def delete_member(
 async def transfer_ownership(
     member_id: uuid.UUID,
     session: Session,
+    response: Response,
     principal: Annotated[Principal, Caller("members", "admin")],
     body: Annotated[
         OwnershipChange | None,
@@ -202,6 +204,7 @@ async def transfer_ownership(
     )
     owner_key = None
     if done.key is not None:
+        shown_once(response)
         out = ApiKeyOut.model_validate(done.key.api_key)
         owner_key = ApiKeyCreated(**out.model_dump(), key=done.key.token)
     return OwnershipTransferred(
@@ -249,9 +252,11 @@ async def list_api_keys(
 async def create_api_key(
     body: ApiKeyCreate,
     session: Session,
+    response: Response,
     principal: Annotated[Principal, Caller("api_keys", "admin")],
 ) -> ApiKeyCreated:
     issued = await service.create_key(session, principal, body)
+    shown_once(response)
     out = ApiKeyOut.model_validate(issued.api_key)
     return ApiKeyCreated(**out.model_dump(), key=issued.token)
 

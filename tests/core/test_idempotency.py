@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import clock
 from app.core.db import transaction
-from app.core.idempotency import IdempotencyRepository, purge_expired
+from app.core.idempotency import IdempotencyRecord, IdempotencyRepository, purge_expired
 from app.workspaces.models import Member
 from tests.fixtures.tenants import Tenant
 
@@ -171,3 +171,49 @@ async def test_large_upload_with_key_is_spooled_and_replayed(
     assert changed.status_code == 422
     listed = await client.get("/v1/contacts/imports", headers=tenant.headers)
     assert len(listed.json()["data"]) == 1
+
+
+async def stored_reply(factory: async_sessionmaker[AsyncSession], key: str) -> bytes:
+    async with factory() as session:
+        stored = await session.scalar(
+            select(IdempotencyRecord.response_body).where(IdempotencyRecord.key == key)
+        )
+    assert stored is not None
+    return stored
+
+
+async def test_a_secret_shown_once_is_sealed_in_the_replay_store(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """A new API key and a webhook signing secret: `Cache-Control: no-store`, the stored
+    replay holds no plaintext secret, and a replay still answers the very same secret."""
+    created: list[tuple[str, str]] = []
+    for path, body, field in [
+        ("/v1/api-keys", {"name": "CRM", "scopes": ["contacts:read"]}, "key"),
+        ("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/hook"}, "secret"),
+    ]:
+        headers = {**tenant.headers, "Idempotency-Key": f"secret-{field}"}
+        first = await client.post(path, json=body, headers=headers)
+        replay = await client.post(path, json=body, headers=headers)
+        assert first.status_code == replay.status_code == 201, first.text
+        assert first.headers["cache-control"] == "no-store"
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.json() == first.json()
+        secret = first.json()[field]
+        stored = await stored_reply(session_factory, f"secret-{field}")
+        assert secret.encode() not in stored
+        assert stored.startswith(b"herald-sealed:v1:")
+        created.append((path, secret))
+    assert len(created) == 2
+
+
+async def test_ordinary_replies_stay_searchable_for_erasure(
+    client: httpx.AsyncClient, tenant: Tenant, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = {**tenant.headers, "Idempotency-Key": "plain-member"}
+    response = await client.post(
+        "/v1/members", json={"email": "erin@acme.example", "name": "Erin"}, headers=headers
+    )
+    assert response.status_code == 201
+    assert "cache-control" not in response.headers
+    assert b"erin@acme.example" in await stored_reply(session_factory, "plain-member")
