@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.campaigns.models import Campaign
 from app.channels.models import Message
@@ -20,9 +19,9 @@ from app.core.clock import utcnow
 from app.core.db import transaction
 from app.events.models import Event
 from app.sequences.models import Enrollment, Sequence, SequenceVersion
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
 
-Factory = async_sessionmaker[AsyncSession]
 PURCHASE = {"event_type": "purchase", "window": "P7D"}
 
 

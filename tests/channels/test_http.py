@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook
 from app.channels.delivery import deliver
 from app.config import HttpProviderSettings
 from app.core.clock import clock
-from tests.channels.conftest import HttpReceiver, MakeCtx, Outbox, free_port
+from tests.fixtures.channels import HttpReceiver, MakeCtx, Outbox, free_port
 
 
 async def test_http_provider_posts_with_the_message_id_as_idempotency_key(

@@ -30,18 +30,16 @@ from sqlalchemy import func, select
 from app.channels.models import Message
 from app.core.state import AppState
 from app.sequences.models import Enrollment
-from tests.channels.conftest import free_port
+from tests.fixtures import factories
+from tests.fixtures.channels import free_port
+from tests.fixtures.factories import Factory
+from tests.fixtures.processes import WorkerProcess, wait_until, worker_env
 from tests.fixtures.services import Services
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
 from tests.sequences.engine.fault_support import (
-    WorkerProcess,
     add_contacts,
     enroll_all,
-    wait_until,
-    worker_env,
 )
-from tests.sequences.engine.support import Factory
 
 _MESSAGE_ID = re.compile(rb"^Message-ID: <([0-9a-f-]{36})@", re.MULTILINE | re.IGNORECASE)
 _SUBJECT = re.compile(rb"^Subject: (\w+)", re.MULTILINE | re.IGNORECASE)
@@ -115,8 +113,8 @@ def _env(database_url: str, services: Services, port: int, rate: int) -> dict[st
 
 
 async def _sequence(client: httpx.AsyncClient, tenant: Tenant, timeout: str) -> str:
-    first = await support.email_template(client, tenant, "First")
-    nudge = await support.email_template(client, tenant, "Nudge")
+    first = await factories.email_template(client, tenant, "First")
+    nudge = await factories.email_template(client, tenant, "Nudge")
     definition = {
         "steps": [
             {"key": "first", "type": "send", "channel": "email", "template_id": first},
@@ -133,7 +131,7 @@ async def _sequence(client: httpx.AsyncClient, tenant: Tenant, timeout: str) -> 
             {"key": "thanks", "type": "exit", "reason": "replied"},
         ]
     }
-    return await support.published_sequence(client, tenant, definition)
+    return await factories.published_sequence(client, tenant, definition)
 
 
 async def _finished(factory: Factory, count: int) -> bool:
@@ -298,9 +296,9 @@ async def test_a_killed_worker_a_database_restart_and_a_redis_flush_lose_and_dou
     messages, each received at most once, and only the emails whose DATA was in flight when
     the worker died may be `unknown`."""
     contacts, rate = 1000, 200
-    first = await support.email_template(client, tenant, "First")
-    second = await support.email_template(client, tenant, "Second")
-    sequence_id = await support.published_sequence(
+    first = await factories.email_template(client, tenant, "First")
+    second = await factories.email_template(client, tenant, "Second")
+    sequence_id = await factories.published_sequence(
         client,
         tenant,
         {
