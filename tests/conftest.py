@@ -120,3 +120,18 @@ async def tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
 async def other_tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
     return await make_tenant(session_factory, "Globex")
 
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """No test skips itself silently: a skip must say why (`-ra` prints it, naming the
+    missing machine capability); a skip with an empty reason is reported as a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    # pytest words an empty reason "Skipped" (or "Skipped: " from `pytest.skip("")`).
+    if reason.strip() in ("", "Skipped", "Skipped:"):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped without a reason (tests/test_test_layout.py)"
