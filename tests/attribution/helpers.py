@@ -17,7 +17,8 @@ from app.channels.models import Message
 from app.core.db import transaction
 from app.events.models import Event
 from app.sequences.models import Enrollment, SequenceVersion
-from tests.fixtures.factories import Factory, campaign_row, stored_contact, stored_sequence
+from tests.fixtures.factories import Factory, stored_contact
+from tests.fixtures.rows import campaign_row, stored_sequence
 from tests.fixtures.tenants import Tenant
 
 PURCHASE = {"event_type": "purchase", "window": "P7D"}
