@@ -23,6 +23,7 @@ from app.core.state import AppState
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Base
+from tests.fixtures.clients import client_for
 from tests.fixtures.services import Services, create_database, drop_database, start_services
 from tests.fixtures.tenants import Tenant, make_tenant
 
@@ -89,11 +90,6 @@ def redis(state: AppState) -> Redis:
     return state.redis
 
 
-def client_for(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://herald.test")
-
-
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as http:
@@ -123,3 +119,19 @@ async def tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
 @pytest.fixture
 async def other_tenant(session_factory: async_sessionmaker[AsyncSession]) -> Tenant:
     return await make_tenant(session_factory, "Globex")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """No test skips itself silently: a skip must say why (`-ra` prints it, naming the
+    missing machine capability); a skip with an empty reason is reported as a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    # pytest words an empty reason "Skipped" (or "Skipped: " from `pytest.skip("")`).
+    if reason.strip() in ("", "Skipped", "Skipped:"):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped without a reason (tests/test_test_layout.py)"

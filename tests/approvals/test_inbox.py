@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
-from tests.approvals.helpers import (
-    Factory,
+from tests.fixtures.approvals import (
     campaign,
     decide,
     make_policy,
@@ -20,6 +19,7 @@ from tests.approvals.helpers import (
     stage,
     submit,
 )
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
 
 

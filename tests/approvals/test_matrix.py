@@ -11,8 +11,7 @@ from decimal import Decimal
 import httpx
 
 from app.core.clock import clock
-from tests.approvals.helpers import (
-    Factory,
+from tests.fixtures.approvals import (
     campaign,
     campaign_status,
     decide,
@@ -24,6 +23,7 @@ from tests.approvals.helpers import (
     stage,
     submit,
 )
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
 
 

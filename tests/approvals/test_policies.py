@@ -8,7 +8,8 @@ import httpx
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
-from tests.approvals.helpers import Factory, make_policy, reviewer, stage
+from tests.fixtures.approvals import make_policy, reviewer, stage
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
 
 

@@ -11,18 +11,16 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.campaigns.models import Campaign
 from app.channels.models import Message
-from app.contacts.models import Contact
-from app.core.clock import utcnow
 from app.core.db import transaction
 from app.events.models import Event
-from app.sequences.models import Enrollment, Sequence, SequenceVersion
+from app.sequences.models import Enrollment, SequenceVersion
+from tests.fixtures.factories import Factory, stored_contact
+from tests.fixtures.rows import campaign_row, stored_sequence
 from tests.fixtures.tenants import Tenant
 
-Factory = async_sessionmaker[AsyncSession]
 PURCHASE = {"event_type": "purchase", "window": "P7D"}
 
 
@@ -39,52 +37,21 @@ class Shop:
 
     async def campaign(self, name: str, goal: dict[str, Any] | None = None) -> uuid.UUID:
         async with transaction(self.factory) as session:
-            sequence = Sequence(
-                workspace_id=self.workspace_id,
-                name=f"{name} flow",
-                version=1,
-                definition={"steps": []},
-                published_version=1,
-                signing_secret="s" * 32,
-            )
-            session.add(sequence)
-            await session.flush()
-            session.add(
-                SequenceVersion(
-                    workspace_id=self.workspace_id,
-                    sequence_id=sequence.id,
-                    number=1,
-                    definition={"steps": []},
-                    published_at=utcnow(),
-                )
-            )
-            campaign = Campaign(
-                workspace_id=self.workspace_id,
+            version = await stored_sequence(session, self.workspace_id, f"{name} flow")
+            campaign = campaign_row(
+                self.workspace_id,
+                sequence_id=version.sequence_id,
                 name=name,
-                type="one_off",
-                status="running",
                 goal=goal,
-                timezone="UTC",
                 channels=["email", "sms"],
-                include_segments=[],
-                exclude_segments=[],
-                kpis=[],
-                reentry={},
-                tags=[],
-                sequence_id=sequence.id,
             )
             session.add(campaign)
             await session.flush()
             return campaign.id
 
     async def contact(self) -> uuid.UUID:
-        async with transaction(self.factory) as session:
-            contact = Contact(
-                workspace_id=self.workspace_id, email=f"{uuid.uuid4().hex[:10]}@acme.example"
-            )
-            session.add(contact)
-            await session.flush()
-            return contact.id
+        email = f"{uuid.uuid4().hex[:10]}@acme.example"
+        return await stored_contact(self.factory, self.tenant, email=email)
 
     async def touch(
         self,

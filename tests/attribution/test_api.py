@@ -10,7 +10,8 @@ import pytest
 
 from app.attribution import service
 from app.core.clock import clock
-from tests.attribution.helpers import PURCHASE, Factory, Shop, credit, report
+from tests.attribution.helpers import PURCHASE, Shop, credit, report
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
 
 T = datetime(2030, 1, 20, tzinfo=UTC)

@@ -8,7 +8,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.attribution.helpers import PURCHASE, Factory, Shop, credit, report
+from tests.attribution.helpers import PURCHASE, Shop, credit, report
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
 
 T = datetime(2030, 1, 20, tzinfo=UTC)  # the conversion

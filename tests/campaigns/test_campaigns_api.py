@@ -11,9 +11,9 @@ import pytest
 
 from app.core.db import transaction
 from app.workspaces.models import Member
-from tests.campaigns.helpers import END, START, actions, audit_rows, create, force_status, world
+from tests.fixtures.campaigns import END, START, actions, audit_rows, create, force_status, world
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
-from tests.sequences.engine.support import Factory
 
 UNKNOWN = "0190f3c8-8d2e-7b61-9a55-000000000001"
 

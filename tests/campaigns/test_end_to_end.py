@@ -16,12 +16,13 @@ from app.config import Settings
 from app.core.clock import clock
 from app.core.state import AppState
 from app.sequences.models import Enrollment
-from tests.approvals.helpers import decide, make_policy, reviewer, stage
-from tests.campaigns import helpers
-from tests.campaigns.launch_support import campaigns_scan
+from tests.fixtures import campaigns as campaign_api
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.approvals import decide, make_policy, reviewer, stage
+from tests.fixtures.factories import Factory
+from tests.fixtures.launch import campaigns_scan
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -36,11 +37,11 @@ async def test_draft_to_hybrid_approval_to_launch_with_audit_trail(
     clock.freeze(START - timedelta(days=2))
     headers = tenant.headers
     contacts = [
-        await support.contact(client, tenant, email=f"p{i}@acme.example") for i in range(30)
+        await factories.contact(client, tenant, email=f"p{i}@acme.example") for i in range(30)
     ]
     excluded, suppressed, unsubscribed = contacts[:4], contacts[4:7], contacts[7:9]
-    audience = await helpers.segment(client, tenant, contacts)
-    exclusion = await helpers.segment(client, tenant, excluded)
+    audience = await factories.static_segment(client, tenant, contacts)
+    exclusion = await factories.static_segment(client, tenant, excluded)
     for index in range(4, 7):
         response = await client.post(
             "/v1/suppressions",
@@ -73,13 +74,13 @@ async def test_draft_to_hybrid_approval_to_launch_with_audit_trail(
         "channels": ["email"],
         "include_segments": [audience],
         "exclude_segments": [exclusion],
-        "sequence_id": await helpers.sequence(client, tenant),
+        "sequence_id": await campaign_api.sequence(client, tenant),
         "type": "one_off",
         "timezone": "Europe/Paris",
         "start_at": START.isoformat(),
         "budget": {"amount": "500.00", "currency": "EUR"},
     }
-    campaign = await helpers.create(client, tenant, body)
+    campaign = await campaign_api.create(client, tenant, body)
     url = f"/v1/campaigns/{campaign['id']}"
 
     submitted = await client.post(f"{url}/submit", headers=headers)
@@ -103,7 +104,7 @@ async def test_draft_to_hybrid_approval_to_launch_with_audit_trail(
 
     clock.freeze(START + timedelta(seconds=3))  # the scan runs a little after the start
     await campaigns_scan(state, settings)
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     launched = (await client.get(url, headers=headers)).json()
     assert launched["status"] == "running"
     assert launched["launched_at"] == "2030-01-01T09:00:03Z"

@@ -23,17 +23,18 @@ from app.core.db import transaction
 from app.core.ids import new_id
 from app.core.normalize import normalize_email, normalize_phone
 from app.core.state import AppState
-from tests.campaigns import launch_support as ls
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 async def _contacts(client: httpx.AsyncClient, tenant: Tenant, names: list[str]) -> dict[str, str]:
     return {
-        name: await support.contact(client, tenant, email=f"{name}@example.com", phone=phone)
+        name: await factories.contact(client, tenant, email=f"{name}@example.com", phone=phone)
         for name, phone in zip(names, [f"+3361234{n:04d}" for n in range(len(names))], strict=True)
     }
 
@@ -97,10 +98,14 @@ async def test_launch_enrolls_include_minus_exclude_suppressed_unsubscribed(
         ["ana", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "out"],
     )
     c = {name: uuid.UUID(value) for name, value in ids.items()}
-    seg_a = await ls.static_segment(client, tenant, [ids[n] for n in ("ana", "bob", "cy", "dee")])
-    seg_b = await ls.static_segment(client, tenant, [ids[n] for n in ("dee", "eve", "fay", "gus")])
-    seg_b2 = await ls.static_segment(client, tenant, [ids["hal"], ids["ivy"]])
-    excluded = await ls.static_segment(client, tenant, [ids["bob"], ids["out"]])
+    seg_a = await factories.static_segment(
+        client, tenant, [ids[n] for n in ("ana", "bob", "cy", "dee")]
+    )
+    seg_b = await factories.static_segment(
+        client, tenant, [ids[n] for n in ("dee", "eve", "fay", "gus")]
+    )
+    seg_b2 = await factories.static_segment(client, tenant, [ids["hal"], ids["ivy"]])
+    excluded = await factories.static_segment(client, tenant, [ids["bob"], ids["out"]])
     # Suppressed by address (written differently: the hash is of the normalised form).
     response = await client.post(
         "/v1/suppressions",
@@ -159,7 +164,7 @@ async def test_launch_twice_and_concurrently_enrolls_each_contact_once(
 ) -> None:
     clock.freeze(NOW)
     ids = await _contacts(client, tenant, [f"p{n}" for n in range(6)])
-    segment = await ls.static_segment(client, tenant, list(ids.values()))
+    segment = await factories.static_segment(client, tenant, list(ids.values()))
     sequence_id = await ls.sequence(client, tenant)
     campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment])
     await ls.call(session_factory, campaign_id, "schedule")
@@ -183,7 +188,7 @@ async def test_a_launch_missed_while_workers_were_down_runs_on_recovery(
 ) -> None:
     clock.freeze(NOW)
     ids = await _contacts(client, tenant, ["ana", "bob"])
-    segment = await ls.static_segment(client, tenant, list(ids.values()))
+    segment = await factories.static_segment(client, tenant, list(ids.values()))
     sequence_id = await ls.sequence(client, tenant)
     start = NOW + timedelta(hours=1)
     campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment], start_at=start)
@@ -207,7 +212,7 @@ async def test_a_launch_missed_while_workers_were_down_runs_on_recovery(
     (launched,) = await ls.audits(session_factory, campaign_id, "campaign.launched")
     assert launched.data is not None
     assert launched.data["variance_seconds"] == 7200
-    await support.scan(state, settings)  # the engine sends the first step
+    await harness.scan(state, settings)  # the engine sends the first step
     assert await ls.count_messages(session_factory, campaign_id, "welcome") == 2
     kinds = {
         (a.kind, a.done_at is not None) for a in await ls.actions(session_factory, campaign_id)
@@ -231,12 +236,12 @@ async def test_pause_holds_waiting_enrollments_resume_sends_cancel_exits(
 ) -> None:
     clock.freeze(NOW)
     ids = await _contacts(client, tenant, ["ana", "bob", "cy"])
-    segment = await ls.static_segment(client, tenant, list(ids.values()))
+    segment = await factories.static_segment(client, tenant, list(ids.values()))
     sequence_id = await ls.sequence(client, tenant, wait="P1D")
     campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment])
     await ls.call(session_factory, campaign_id, "schedule")
     await ls.campaigns_scan(state, settings)  # launch (due now) + the engine's first pass
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, campaign_id, "welcome") == 3
     waiting = await ls.enrollments(session_factory, campaign_id)
     assert {(e.step_key, e.next_action_at) for e in waiting} == {
@@ -246,13 +251,13 @@ async def test_pause_holds_waiting_enrollments_resume_sends_cancel_exits(
     await ls.call(session_factory, campaign_id, "pause")
     assert (await ls.load(session_factory, campaign_id)).status == "paused"
     clock.advance(timedelta(days=2))  # the follow-up falls due during the pause
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, campaign_id, "follow_up") == 0
     assert {e.state for e in await ls.enrollments(session_factory, campaign_id)} == {"paused"}
 
     await ls.call(session_factory, campaign_id, "resume", "send_now")
     assert (await ls.load(session_factory, campaign_id)).status == "running"
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, campaign_id, "follow_up") == 3
     assert [
         len(await ls.audits(session_factory, campaign_id, a))
@@ -265,7 +270,7 @@ async def test_pause_holds_waiting_enrollments_resume_sends_cancel_exits(
     )
     await ls.call(session_factory, other, "schedule")
     await ls.call(session_factory, other, "launch")
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     await ls.call(session_factory, other, "cancel")
     rows = await ls.enrollments(session_factory, other)
     assert {(e.state, e.exit_reason) for e in rows} == {("exited", "campaign_cancelled")}
@@ -273,7 +278,7 @@ async def test_pause_holds_waiting_enrollments_resume_sends_cancel_exits(
     row = await ls.load(session_factory, other)
     assert (row.status, row.finished_at) == ("cancelled", NOW + timedelta(days=2))
     clock.advance(timedelta(days=2))
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, other, "follow_up") == 0
 
 
@@ -286,13 +291,13 @@ async def test_end_time_completes_once_enrollments_finish(
 ) -> None:
     clock.freeze(NOW)
     ids = await _contacts(client, tenant, ["ana", "bob"])
-    segment = await ls.static_segment(client, tenant, list(ids.values()))
+    segment = await factories.static_segment(client, tenant, list(ids.values()))
     sequence_id = await ls.sequence(client, tenant, wait="P2D")
     end = NOW + timedelta(days=1)
     campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment], end_at=end)
     await ls.call(session_factory, campaign_id, "schedule")
     await ls.campaigns_scan(state, settings)
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
 
     clock.advance(timedelta(days=1))  # the end: enrollments still wait for their follow-up
     await ls.campaigns_scan(state, settings)
@@ -301,7 +306,7 @@ async def test_end_time_completes_once_enrollments_finish(
     assert pending == ["complete"]
 
     clock.advance(timedelta(days=1, minutes=1))  # follow-ups sent, sequence finished
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, campaign_id, "follow_up") == 2
     await ls.campaigns_scan(state, settings)
     row = await ls.load(session_factory, campaign_id)
@@ -317,19 +322,19 @@ async def test_resume_with_skip_passes_over_sends_due_during_the_pause(
 ) -> None:
     clock.freeze(NOW)
     ids = await _contacts(client, tenant, ["ana", "bob"])
-    segment = await ls.static_segment(client, tenant, list(ids.values()))
+    segment = await factories.static_segment(client, tenant, list(ids.values()))
     sequence_id = await ls.sequence(client, tenant, wait="P1D")
     campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment])
     await ls.call(session_factory, campaign_id, "schedule")
     await ls.campaigns_scan(state, settings)
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     await ls.call(session_factory, campaign_id, "pause")
     clock.advance(timedelta(days=2))  # the follow-up falls due during the pause
 
     await ls.call(session_factory, campaign_id, "resume", "skip")
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await ls.count_messages(session_factory, campaign_id, "follow_up") == 0
     for enrollment in await ls.enrollments(session_factory, campaign_id):
         assert enrollment.state == "completed"  # follow_up was the last step
-        outcomes = await support.outcomes(session_factory, str(enrollment.id))
+        outcomes = await factories.outcomes(session_factory, str(enrollment.id))
         assert ("follow_up", "skipped") in outcomes

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.core.clock import clock
-from tests.campaigns.helpers import audit_rows, create, force_status
+from tests.fixtures.campaigns import audit_rows, create, force_status
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine.support import Factory
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 END = datetime(2030, 1, 11, tzinfo=UTC)  # ten days

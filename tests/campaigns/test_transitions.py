@@ -19,9 +19,9 @@ from app.campaigns.models import CAMPAIGN_STATUSES, Campaign, CampaignAction
 from app.campaigns.transitions import approval_finished
 from app.core.clock import clock
 from app.core.db import transaction
-from tests.campaigns.helpers import START, actions, audit_rows, create, force_status, world
+from tests.fixtures.campaigns import START, actions, audit_rows, create, force_status, world
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine.support import Factory
 
 ACTIONS = ("submit", "reopen", "schedule", "pause", "resume", "complete", "cancel", "archive")
 # Written out here, not read from the code under test.

@@ -13,10 +13,11 @@ import httpx
 from app.config import Settings
 from app.core.clock import clock
 from app.core.state import AppState
-from tests.campaigns import launch_support as ls
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ async def _segment_campaign(
     reentry: dict[str, Any],
     **fields: Any,
 ) -> tuple[uuid.UUID, str]:
-    trigger_segment = await ls.static_segment(client, tenant, [], name="Trigger")
+    trigger_segment = await factories.static_segment(client, tenant, [], name="Trigger")
     sequence_id = await ls.sequence(client, tenant)
     campaign_id = await ls.campaign(
         factory,
@@ -47,9 +48,9 @@ async def _segment_campaign(
 async def _reenter(
     client: httpx.AsyncClient, tenant: Tenant, segment_id: str, contact_id: str
 ) -> None:
-    await ls.remove_members(client, tenant, segment_id, [contact_id])
+    await factories.remove_members(client, tenant, segment_id, [contact_id])
     clock.advance(timedelta(seconds=1))
-    await ls.add_members(client, tenant, segment_id, [contact_id])
+    await factories.add_members(client, tenant, segment_id, [contact_id])
 
 
 async def test_segment_entry_enrolls_with_each_reentry_policy(
@@ -60,8 +61,8 @@ async def test_segment_entry_enrolls_with_each_reentry_policy(
     settings: Settings,
 ) -> None:
     clock.freeze(NOW)
-    ana = await support.contact(client, tenant, email="ana@example.com")
-    early = await support.contact(client, tenant, email="early@example.com")
+    ana = await factories.contact(client, tenant, email="ana@example.com")
+    early = await factories.contact(client, tenant, email="early@example.com")
     campaigns = {
         policy: await _segment_campaign(client, tenant, session_factory, reentry)
         for policy, reentry in (
@@ -72,7 +73,7 @@ async def test_segment_entry_enrolls_with_each_reentry_policy(
     }
     # An entry before the launch does not count.
     for _, segment in campaigns.values():
-        await ls.add_members(client, tenant, segment, [early])
+        await factories.add_members(client, tenant, segment, [early])
     clock.advance(timedelta(seconds=1))
     await ls.campaigns_scan(state, settings)  # launches (status running, sweep starts)
     for campaign_id, _ in campaigns.values():
@@ -80,14 +81,14 @@ async def test_segment_entry_enrolls_with_each_reentry_policy(
 
     clock.advance(timedelta(seconds=1))
     for _, segment in campaigns.values():
-        await ls.add_members(client, tenant, segment, [ana])
+        await factories.add_members(client, tenant, segment, [ana])
     clock.advance(timedelta(seconds=1))
     await ls.campaigns_scan(state, settings)
     await ls.campaigns_scan(state, settings)  # re-reading the overlap enrolls nobody twice
     for campaign_id, _ in campaigns.values():
         assert await ls.enrolled_contacts(session_factory, campaign_id) == [uuid.UUID(ana)]
         assert (await ls.load(session_factory, campaign_id)).enrolled_count == 1
-    await support.scan(state, settings)  # the one-step sequence finishes
+    await harness.scan(state, settings)  # the one-step sequence finishes
 
     # Re-entry two days later: only `always` enrolls again.
     clock.advance(timedelta(days=2))
@@ -97,7 +98,7 @@ async def test_segment_entry_enrolls_with_each_reentry_policy(
     await ls.campaigns_scan(state, settings)
     counts = {p: len(await ls.enrollments(session_factory, c)) for p, (c, _) in campaigns.items()}
     assert counts == {"once": 1, "once_per": 1, "always": 2}
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
 
     # Eight days after the first enrollment: `once_per` 7 days enrolls again, `once` never.
     clock.advance(timedelta(days=6))
@@ -117,10 +118,10 @@ async def test_event_trigger_with_filter_pause_catch_up_and_end_time(
     settings: Settings,
 ) -> None:
     clock.freeze(NOW)
-    ana = await support.contact(client, tenant, email="ana@example.com")
-    bob = await support.contact(client, tenant, email="bob@example.com")
-    cy = await support.contact(client, tenant, email="cy@example.com")
-    dee = await support.contact(client, tenant, email="dee@example.com")
+    ana = await factories.contact(client, tenant, email="ana@example.com")
+    bob = await factories.contact(client, tenant, email="bob@example.com")
+    cy = await factories.contact(client, tenant, email="cy@example.com")
+    dee = await factories.contact(client, tenant, email="dee@example.com")
     sequence_id = await ls.sequence(client, tenant, wait="P30D")
     end = NOW + timedelta(days=1)
     campaign_id = await ls.campaign(
@@ -140,8 +141,8 @@ async def test_event_trigger_with_filter_pause_catch_up_and_end_time(
     await ls.call(session_factory, campaign_id, "schedule")
     await ls.campaigns_scan(state, settings)
     clock.advance(timedelta(seconds=5))
-    await support.event(client, tenant, ana, "purchase", plan="pro")
-    await support.event(client, tenant, bob, "purchase", plan="free")  # filtered out
+    await factories.event(client, tenant, ana, "purchase", plan="pro")
+    await factories.event(client, tenant, bob, "purchase", plan="free")  # filtered out
     clock.advance(timedelta(seconds=1))
     await ls.campaigns_scan(state, settings)
     assert await ls.enrolled_contacts(session_factory, campaign_id) == [uuid.UUID(ana)]
@@ -149,7 +150,7 @@ async def test_event_trigger_with_filter_pause_catch_up_and_end_time(
     # While paused nobody is enrolled; the entries are caught up on resume.
     await ls.call(session_factory, campaign_id, "pause")
     clock.advance(timedelta(seconds=5))
-    await support.event(client, tenant, cy, "purchase", plan="pro")
+    await factories.event(client, tenant, cy, "purchase", plan="pro")
     clock.advance(timedelta(seconds=1))
     await ls.campaigns_scan(state, settings)
     assert await ls.enrolled_contacts(session_factory, campaign_id) == [uuid.UUID(ana)]
@@ -164,7 +165,7 @@ async def test_event_trigger_with_filter_pause_catch_up_and_end_time(
     clock.advance(timedelta(days=1))
     await ls.campaigns_scan(state, settings)
     clock.advance(timedelta(seconds=5))
-    await support.event(client, tenant, dee, "purchase", plan="pro")
+    await factories.event(client, tenant, dee, "purchase", plan="pro")
     clock.advance(timedelta(seconds=1))
     await ls.campaigns_scan(state, settings)
     assert len(await ls.enrollments(session_factory, campaign_id)) == 2

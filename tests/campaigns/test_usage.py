@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from tests.approvals.helpers import make_policy, stage
-from tests.campaigns import helpers
+from tests.fixtures import campaigns as campaign_api
+from tests.fixtures import factories
+from tests.fixtures.approvals import make_policy, stage
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 
 async def _in_use(
@@ -52,28 +52,28 @@ def _campaign(campaign: dict[str, Any], via: str, kind: str = "campaign") -> dic
 async def test_sequence_used_by_any_campaign_is_409_not_500(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, session_factory: Factory
 ) -> None:
-    body = await helpers.world(client, tenant)
-    campaign = await helpers.create(client, tenant, body)
+    body = await campaign_api.world(client, tenant)
+    campaign = await campaign_api.create(client, tenant, body)
     path = f"/v1/sequences/{body['sequence_id']}"
     await _in_use(client, tenant, path, [_campaign(campaign, "sequence_id")])
     # A finished campaign keeps its sequence as the record of what it sent.
-    await helpers.force_status(session_factory, campaign["id"], "archived")
+    await campaign_api.force_status(session_factory, campaign["id"], "archived")
     await _in_use(client, tenant, path, [_campaign(campaign, "sequence_id")])
     assert (await client.get(f"{path}/usage", headers=other_tenant.headers)).status_code == 404
     assert (await client.delete(path, headers=other_tenant.headers)).status_code == 404
 
-    unused = await helpers.sequence(client, tenant)
+    unused = await campaign_api.sequence(client, tenant)
     await _free(client, tenant, f"/v1/sequences/{unused}")
 
 
 async def test_segment_used_by_campaigns_triggers_sequences_and_segments(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, session_factory: Factory
 ) -> None:
-    body = await helpers.world(client, tenant)
+    body = await campaign_api.world(client, tenant)
     segment = body["include_segments"][0]
-    scheduled = await helpers.create(client, tenant, body)
-    await helpers.force_status(session_factory, scheduled["id"], "scheduled")
-    triggered = await helpers.create(
+    scheduled = await campaign_api.create(client, tenant, body)
+    await campaign_api.force_status(session_factory, scheduled["id"], "scheduled")
+    triggered = await campaign_api.create(
         client,
         tenant,
         {
@@ -84,12 +84,12 @@ async def test_segment_used_by_campaigns_triggers_sequences_and_segments(
             "trigger": {"kind": "segment_entry", "segment_id": segment},
         },
     )
-    excluding = await helpers.create(
+    excluding = await campaign_api.create(
         client,
         tenant,
         {**body, "name": "Others", "include_segments": [], "exclude_segments": [segment]},
     )
-    template = await support.email_template(client, tenant, "Hi")
+    template = await factories.email_template(client, tenant, "Hi")
     definition = {
         "steps": [{"key": "hi", "type": "send", "channel": "email", "template_id": template}],
         "settings": {"exit_rules": [{"on": "left_segment", "segment_id": segment}]},
@@ -126,7 +126,7 @@ async def test_segment_used_by_campaigns_triggers_sequences_and_segments(
 
     # Finished campaigns stop using it; the others must let go first.
     for campaign in (scheduled, triggered, excluding):
-        await helpers.force_status(session_factory, campaign["id"], "completed")
+        await campaign_api.force_status(session_factory, campaign["id"], "completed")
     for other in (f"/v1/sequences/{sequence.json()['id']}", f"/v1/segments/{parent.json()['id']}"):
         assert (await client.delete(other, headers=tenant.headers)).status_code == 204
     await _free(client, tenant, path)
@@ -135,9 +135,9 @@ async def test_segment_used_by_campaigns_triggers_sequences_and_segments(
 async def test_template_used_by_draft_or_published_sequences(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    template = await support.email_template(client, tenant, "Hi")
+    template = await factories.email_template(client, tenant, "Hi")
     steps = [{"key": "hi", "type": "send", "channel": "email", "template_id": template}]
-    published = await support.published_sequence(client, tenant, {"steps": steps})
+    published = await factories.published_sequence(client, tenant, {"steps": steps})
     draft = await client.post(
         "/v1/sequences",
         json={"name": "Draft", "definition": {"steps": steps}},
@@ -155,7 +155,7 @@ async def test_template_used_by_draft_or_published_sequences(
         ],
     )
     assert (await client.get(f"{path}/usage", headers=other_tenant.headers)).status_code == 404
-    unused = await support.email_template(client, tenant, "Unused")
+    unused = await factories.email_template(client, tenant, "Unused")
     await _free(client, tenant, f"/v1/templates/{unused}")
 
 
@@ -163,10 +163,12 @@ async def test_approval_policy_used_by_unfinished_campaigns(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, session_factory: Factory
 ) -> None:
     policy = await make_policy(client, tenant, [stage("Owners", ["owner"], "any")])
-    body = await helpers.world(client, tenant)
-    campaign = await helpers.create(client, tenant, {**body, "approval_policy_id": policy["id"]})
+    body = await campaign_api.world(client, tenant)
+    campaign = await campaign_api.create(
+        client, tenant, {**body, "approval_policy_id": policy["id"]}
+    )
     path = f"/v1/approval-policies/{policy['id']}"
     await _in_use(client, tenant, path, [_campaign(campaign, "approval_policy_id")])
     assert (await client.get(f"{path}/usage", headers=other_tenant.headers)).status_code == 404
-    await helpers.force_status(session_factory, campaign["id"], "cancelled")
+    await campaign_api.force_status(session_factory, campaign["id"], "cancelled")
     await _free(client, tenant, path)

@@ -21,7 +21,7 @@ from app.core import send_rate
 from app.core.clock import clock
 from app.core.db import transaction
 from app.core.worker_context import WorkerContext
-from tests.channels.conftest import HttpReceiver, MakeCtx, Outbox
+from tests.fixtures.channels import HttpReceiver, MakeCtx, Outbox
 
 LEASE = timedelta(seconds=ChannelSettings().sending_lease_seconds)
 

@@ -13,7 +13,7 @@ from app.config import HttpProviderSettings
 from app.core.clock import clock
 from app.core.db import transaction
 from app.sequences.service import rotate_signing_secret
-from tests.channels.conftest import HttpReceiver, MakeCtx, Outbox, free_port
+from tests.fixtures.channels import HttpReceiver, MakeCtx, Outbox, free_port
 
 
 async def test_http_provider_posts_with_the_message_id_as_idempotency_key(

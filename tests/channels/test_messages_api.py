@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.core.clock import clock
-from tests.channels.conftest import Outbox
+from tests.fixtures.channels import Outbox
 from tests.fixtures.tenants import Tenant, make_key
 
 

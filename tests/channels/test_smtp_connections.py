@@ -10,7 +10,7 @@ from typing import Any
 from app.channels.delivery import deliver
 from app.channels.models import Message
 from app.core.clock import clock
-from tests.channels.conftest import MakeCtx, Outbox, SmtpSink
+from tests.fixtures.channels import MakeCtx, Outbox, SmtpSink
 
 
 def smtp_ctx(make_ctx: MakeCtx, port: int, **smtp: Any) -> Any:

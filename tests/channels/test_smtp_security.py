@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from app.channels.delivery import deliver
 from app.core.clock import clock
 from app.core.worker_context import WorkerContext
-from tests.channels.conftest import (
+from tests.fixtures.channels import (
     MakeCtx,
     Outbox,
     SmtpSink,

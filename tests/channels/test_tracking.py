@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from app.channels.tracking import make_token, message_links
 from app.config import Settings
 from app.core.clock import clock
-from tests.channels.conftest import Outbox
+from tests.fixtures.channels import Outbox
 from tests.fixtures.tenants import Tenant
 
 # The pattern requested for app/main.py UPLOAD_PATHS (form bodies allowed on this route).

@@ -12,33 +12,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.contacts.consent.service import is_suppressed
-from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction
+from tests.contacts.helpers import make_contact, put_consent
 from tests.fixtures.tenants import Tenant
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-async def make_contact(
-    factory: async_sessionmaker[AsyncSession], tenant: Tenant, **fields: Any
-) -> uuid.UUID:
-    """A contact written straight through the model (contacts CRUD is another domain)."""
-    fields.setdefault("email", f"c{uuid.uuid4().hex[:8]}@example.com")
-    async with transaction(factory) as session:
-        contact = Contact(workspace_id=tenant.workspace_id, **fields)
-        session.add(contact)
-        await session.flush()
-        return contact.id
-
-
-async def put_consent(
-    client: httpx.AsyncClient, tenant: Tenant, contact_id: uuid.UUID, channel: str, **body: Any
-) -> httpx.Response:
-    body.setdefault("source", "signup_form")
-    return await client.put(
-        f"/v1/contacts/{contact_id}/consent/{channel}", json=body, headers=tenant.headers
-    )
 
 
 async def suppressions(client: httpx.AsyncClient, tenant: Tenant, **params: str) -> list[Any]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 from app.config import Settings
-from tests.contacts.test_imports import run_worker
 from tests.fixtures.tenants import Tenant
+from tests.fixtures.worker import run_jobs
 
 
 async def members(client: httpx.AsyncClient, tenant: Tenant, segment_id: str) -> set[str]:
@@ -46,7 +46,7 @@ async def test_writes_refresh_dynamic_segments(
         content=b"email,attributes.plan\nimported@example.com,pro\nother@example.com,basic\n",
         headers={**tenant.headers, "Content-Type": "text/csv"},
     )
-    await run_worker(settings)
+    await run_jobs(settings)
     assert await members(client, tenant, segment_id) == {
         "api@example.com",
         "upsert@example.com",
@@ -58,7 +58,7 @@ async def test_writes_refresh_dynamic_segments(
         json={"attributes": {"plan": "basic"}},
         headers=tenant.headers,
     )
-    await run_worker(settings)
+    await run_jobs(settings)
     assert await members(client, tenant, segment_id) == {
         "upsert@example.com",
         "imported@example.com",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,41 +17,12 @@ from app.contacts.imports.service import run_import
 from app.contacts.models import Contact, ContactImport, ContactImportChunk
 from app.core.db import transaction
 from app.main import create_app
-from app.segments.models import SegmentDirtyContact
-from app.worker.settings import build_worker
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant
+from tests.fixtures.worker import run_jobs
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
-
-
-async def run_worker(settings: Settings) -> None:
-    """Burst workers until no job is due. One burst is not enough: arq's burst mode stops once
-    the queue is empty and its running jobs end, so a job those jobs enqueue on their way
-    out (an import's segment refresh) would be left queued."""
-    for _ in range(10):
-        worker = build_worker(
-            settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[]
-        )
-        try:
-            await worker.async_run()
-            due = await worker.pool.zcount(worker.queue_name, 0, int(time.time() * 1000))
-            if due == 0 and await _dirty_contacts_left(worker.ctx["session_factory"]):
-                # A commit can race the drain's last check while both of its job ids are
-                # still taken; in production the per-minute `segments_tick` re-drives the
-                # dirty rows (docs/segments.md). Here one tick does what that cron would.
-                await worker.pool.enqueue_job("segments_tick", _queue_name=worker.queue_name)
-                due = 1
-        finally:
-            await worker.close()
-        if due == 0:
-            return
-
-
-async def _dirty_contacts_left(factory: async_sessionmaker[AsyncSession]) -> bool:
-    async with factory() as session:
-        return bool(await session.scalar(select(func.count()).select_from(SegmentDirtyContact)))
 
 
 async def upload(
@@ -82,7 +52,7 @@ async def imported(
     media_type: str,
 ) -> dict[str, Any]:
     created = await upload(client, tenant, content, media_type)
-    await run_worker(settings)
+    await run_jobs(settings)
     response = await client.get(f"/v1/contacts/imports/{created['id']}", headers=tenant.headers)
     assert response.status_code == 200
     result: dict[str, Any] = response.json()

@@ -21,7 +21,7 @@ from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
 from app.segments.models import Segment, SegmentMembership, SegmentMembershipChange
-from tests.contacts.test_consent_api import make_contact, put_consent
+from tests.contacts.helpers import make_contact, put_consent
 from tests.fixtures.tenants import Tenant, make_key
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

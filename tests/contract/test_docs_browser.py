@@ -23,7 +23,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
-from tests.contract import checks
+from tests.fixtures import contract as checks
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.cli import OPENAPI_PATH
-from tests.conftest import client_for
-from tests.contract import checks
+from tests.fixtures import contract as checks
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant
 
 SPEC = Path(OPENAPI_PATH)

@@ -14,7 +14,7 @@ from app.config import HttpSettings, Settings
 from app.core.clock import clock
 from app.core.locations import api_routes, fill, location_template
 from app.main import create_app
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant
 
 

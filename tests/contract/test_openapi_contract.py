@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from app.config import Settings
 from app.core.schemas import RequestModel, ResponseModel
 from app.main import create_app
-from tests.contract import checks
+from tests.fixtures import contract as checks
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
-from tests.contract import checks
+from tests.fixtures import contract as checks
 from tests.fixtures.tenants import Tenant
 
 CASES = [

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.db import create_engine
 from app.core.state import AppState
-from tests.core.test_errors import assert_problem
+from tests.fixtures.problems import assert_problem
 from tests.fixtures.tenants import Tenant
 
 TERMINATE_OTHERS = text(

@@ -21,9 +21,9 @@ from app.core import encryption
 from app.core.encryption import Keyring, SecretsUnreadable
 from app.migrate import downgrade, upgrade
 from app.outbox.models import WebhookEndpoint
+from tests.fixtures.factories import create_sequence
 from tests.fixtures.services import Services, create_database, drop_database
 from tests.fixtures.tenants import Tenant
-from tests.sequences.helpers import create_sequence
 
 BEFORE = "0014_journal_outlives_contacts"
 ENCRYPTING = "0015_encrypt_signing_secrets"

@@ -10,21 +10,9 @@ from fastapi import FastAPI
 
 from app.config import HttpSettings, Settings
 from app.main import create_app
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
+from tests.fixtures.problems import assert_problem
 from tests.fixtures.tenants import Tenant
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    problem: dict[str, object] = response.json()
-    assert problem["type"] == f"https://herald.dev/problems/{slug}"
-    assert problem["status"] == status
-    assert problem["detail"]
-    assert problem["request_id"] == response.headers["x-request-id"]
-    return problem
 
 
 async def test_unknown_route_is_404(client: httpx.AsyncClient) -> None:

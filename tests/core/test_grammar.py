@@ -27,8 +27,8 @@ from app.core.grammar import (
     parse_duration,
 )
 from app.sequences.definition import SequenceDefinition
+from tests.fixtures.factories import create_sequence
 from tests.fixtures.tenants import Tenant
-from tests.sequences.helpers import create_sequence
 
 DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 SIGNED: TypeAdapter[timedelta] = TypeAdapter(Annotated[timedelta, DurationRule(signed=True)])

@@ -13,8 +13,8 @@ from fastapi import FastAPI, routing
 
 from app.config import HttpSettings, Settings
 from app.main import create_app
-from tests.conftest import client_for
-from tests.core.test_errors import assert_problem
+from tests.fixtures.clients import client_for
+from tests.fixtures.problems import assert_problem
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 SAMPLE_ID = "0190f3c8-8d2e-7b61-9a55-000000000000"

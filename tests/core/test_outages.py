@@ -22,8 +22,8 @@ from app.core.db import create_engine
 from app.core.outages import is_outage
 from app.embedded import EmbeddedRedis, free_port
 from app.main import create_app
-from tests.conftest import client_for
-from tests.core.test_errors import assert_problem
+from tests.fixtures.clients import client_for
+from tests.fixtures.problems import assert_problem
 from tests.fixtures.tenants import Tenant
 
 

@@ -15,7 +15,7 @@ from app.core.idempotency import IdempotencyRepository
 from app.core.jobs import enqueue
 from app.core.observability import job_counts
 from app.core.state import AppState
-from app.worker.settings import build_worker
+from tests.fixtures import worker as harness
 from tests.fixtures.tenants import Tenant
 
 
@@ -66,14 +66,7 @@ async def test_real_worker_runs_the_job_and_counts_it(
             timedelta(hours=24),
             timedelta(seconds=60),
         )
-    async with transaction(state.session_factory, state.queue) as session:
-        enqueue(session, "purge_idempotency_keys", job_key=("manual",))
-
-    worker = build_worker(settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[])
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
+    await harness.periodic(state, settings, "purge_idempotency_keys", "manual")
 
     job = Job("purge_idempotency_keys:manual", state.redis, _queue_name=state.queue.queue_name)
     assert await job.result(timeout=5) == 1

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from app.config import HttpSettings, Settings
 from app.core.clock import clock
 from app.main import create_app
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant
 
 

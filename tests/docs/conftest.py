@@ -1,5 +1,5 @@
 """The docs tests' local peers: the real aiosmtpd server standing for the mail catcher."""
 
-from tests.channels.conftest import smtp_sink
+from tests.fixtures.channels import smtp_sink
 
 __all__ = ["smtp_sink"]

@@ -17,11 +17,11 @@ from app.core.db import transaction
 from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.sequences.models import Enrollment
-from tests.channels.conftest import SmtpSink
 from tests.docs.markdown import ROOT, blocks
 from tests.docs.requests import documented_json, run_example, shape_mismatches
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import SmtpSink
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
 
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 
@@ -41,7 +41,7 @@ async def worker_catches_up(state: AppState, settings: Settings) -> None:
     for task in ("campaigns_scan", "engine_scan", "fold_metrics"):
         async with transaction(state.session_factory, state.queue) as session:
             enqueue(session, task, job_key=(uuid.uuid4(),))
-        await support.run_jobs(settings)
+        await harness.run_jobs(settings)
 
 
 async def test_the_quickstart_runs_as_written(

@@ -10,25 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.contacts.models import Contact
-from app.core.db import transaction
 from tests.fixtures.tenants import Tenant
-
-
-async def make_contact(
-    factory: async_sessionmaker[AsyncSession],
-    tenant: Tenant,
-    *,
-    email: str | None = None,
-    external_id: str | None = None,
-) -> uuid.UUID:
-    """A contact written directly (the contacts API belongs to another domain)."""
-    async with transaction(factory) as session:
-        contact = Contact(
-            workspace_id=tenant.workspace_id, email=email, external_id=external_id, attributes={}
-        )
-        session.add(contact)
-        await session.flush()
-        return contact.id
 
 
 async def contact_row(factory: async_sessionmaker[AsyncSession], contact_id: uuid.UUID) -> Contact:

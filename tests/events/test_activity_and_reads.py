@@ -8,7 +8,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import clock
-from tests.events.helpers import batch, contact_row, contacts_of, make_contact
+from tests.events.helpers import batch, contact_row, contacts_of
+from tests.fixtures.factories import stored_contact as make_contact
 from tests.fixtures.tenants import Tenant
 
 PROBLEM = "application/problem+json"

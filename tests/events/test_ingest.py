@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.events.models import Event
-from tests.events.helpers import batch, contact_row, contacts_of, make_contact
+from tests.events.helpers import batch, contact_row, contacts_of
+from tests.fixtures.factories import stored_contact as make_contact
 from tests.fixtures.tenants import Tenant, make_key
 
 PROBLEM = "application/problem+json"

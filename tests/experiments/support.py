@@ -19,10 +19,10 @@ from app.core.db import transaction
 from app.core.ids import new_id
 from app.events.models import Event
 from app.sequences.models import Enrollment, SequenceVersion
-from tests.campaigns import launch_support as ls
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 GOAL = {"event_type": "purchase", "window": "P7D"}
@@ -40,9 +40,9 @@ async def variant_sequence(
     client: httpx.AsyncClient, tenant: Tenant, *, wait: str | None = None
 ) -> str:
     """[wait `wait`,] send `offer` with variants a / b (equal weights), send `plain`."""
-    first = await support.email_template(client, tenant, "Offer A")
-    second = await support.email_template(client, tenant, "Offer B")
-    plain = await support.email_template(client, tenant, "Plain")
+    first = await factories.email_template(client, tenant, "Offer A")
+    second = await factories.email_template(client, tenant, "Offer B")
+    plain = await factories.email_template(client, tenant, "Plain")
     steps: list[dict[str, Any]] = []
     if wait is not None:
         steps.append({"key": "nap", "type": "wait", "duration": wait, "next": "offer"})
@@ -59,7 +59,7 @@ async def variant_sequence(
         },
         {"key": "plain", "type": "send", "channel": "email", "template_id": plain},
     ]
-    return await support.published_sequence(client, tenant, {"steps": steps})
+    return await factories.published_sequence(client, tenant, {"steps": steps})
 
 
 async def world(

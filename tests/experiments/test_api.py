@@ -25,10 +25,10 @@ from app.experiments import stats
 from app.experiments.models import ExperimentDeclaration
 from tests.experiments import support as xs
 from tests.experiments.support import NOW, Send
+from tests.fixtures import emissions as webhooks
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
-from tests.webhooks import emissions_support as webhooks
 
 DAY = timedelta(days=1)
 
@@ -265,7 +265,7 @@ async def test_declaration_errors(
 async def run_cron(state: AppState, settings: Settings) -> None:
     async with transaction(state.session_factory, state.queue) as session:
         enqueue(session, "experiments_auto_declare", job_key=(uuid.uuid4(),))
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
 
 
 async def test_automatic_declaration_by_the_cron(

@@ -17,11 +17,12 @@ from app.core.clock import clock
 from app.core.state import AppState
 from app.sequences.definition import Variant
 from app.sequences.engine.variants import pick_variant
-from tests.campaigns import launch_support as ls
 from tests.experiments import support as xs
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 CONTACTS = 16
 
@@ -47,16 +48,16 @@ async def test_declared_winner_routes_the_remaining_contacts(
 ) -> None:
     clock.freeze(xs.NOW)
     contacts = [
-        await support.contact(client, tenant, email=f"r{i}-{uuid.uuid4().hex[:6]}@example.com")
+        await factories.contact(client, tenant, email=f"r{i}-{uuid.uuid4().hex[:6]}@example.com")
         for i in range(CONTACTS)
     ]
-    segment = await ls.static_segment(client, tenant, contacts)
+    segment = await factories.static_segment(client, tenant, contacts)
     world = await xs.world(
         client, session_factory, tenant, include=[segment], wait="PT1H", status="approved"
     )
     await ls.call(session_factory, world.campaign_id, "schedule")
     assert await ls.call(session_factory, world.campaign_id, "launch") == CONTACTS
-    await support.scan(state, settings)  # everyone enters the wait
+    await harness.scan(state, settings)  # everyone enters the wait
     assert await offer_variants(session_factory, world.campaign_id) == {}
     # the weighted hash alone would send some contacts `a`
     options = [
@@ -73,7 +74,7 @@ async def test_declared_winner_routes_the_remaining_contacts(
     )
     assert response.status_code == 201, response.text
     clock.advance(timedelta(hours=1, seconds=1))
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     sent = await offer_variants(session_factory, world.campaign_id)
     assert len(sent) == CONTACTS
     if apply_to_remaining:

@@ -18,9 +18,12 @@ from app.core.clock import clock
 from app.core.db import transaction
 from app.events.models import Event
 from app.outbox.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from tests.channels.conftest import Outbox
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import Outbox
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.inbound.conftest import (
+from tests.inbound.helpers import (
     GENERIC,
     NOW,
     STANDARD,
@@ -30,8 +33,6 @@ from tests.inbound.conftest import (
     send_email,
     send_emails,
 )
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 pytestmark = pytest.mark.usefixtures("providers")
 
@@ -87,7 +88,7 @@ async def test_hard_bounce_suppresses_exits_and_blocks_later_sends(
     row = await message(session_factory, sent.message_id)
     assert (row.status, row.bounced_at) == ("bounced", NOW)
     assert await _suppressions(client, tenant, "gone@example.com") == "hard_bounce"
-    enrollment = await support.enrollment(session_factory, sent.enrollment_id)
+    enrollment = await factories.enrollment(session_factory, sent.enrollment_id)
     assert (enrollment.state, enrollment.exit_reason) == ("exited", "hard_bounce")
     (event,) = await contact_events(client, tenant, sent.contact_id)
     assert event["type"] == "email.bounced"
@@ -101,13 +102,13 @@ async def test_hard_bounce_suppresses_exits_and_blocks_later_sends(
     }
 
     # A later send to the address is blocked by the suppression.
-    welcome = await support.email_template(client, tenant, "Again")
+    welcome = await factories.email_template(client, tenant, "Again")
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": welcome}]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
-    later = await support.enroll(client, tenant, sequence_id, sent.contact_id)
-    await support.run_jobs(settings)
-    assert await support.messages(session_factory, later) == []
-    assert ("hello", "skipped") in await support.outcomes(session_factory, later)
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
+    later = await factories.enroll(client, tenant, sequence_id, sent.contact_id)
+    await harness.run_jobs(settings)
+    assert await factories.messages(session_factory, later) == []
+    assert ("hello", "skipped") in await factories.outcomes(session_factory, later)
 
 
 async def test_soft_bounce_neither_suppresses_nor_exits(
@@ -122,7 +123,7 @@ async def test_soft_bounce_neither_suppresses_nor_exits(
     )
     assert answer["accepted"] == 1
     assert await _suppressions(client, tenant, "full@example.com") is None
-    enrollment = await support.enrollment(session_factory, sent.enrollment_id)
+    enrollment = await factories.enrollment(session_factory, sent.enrollment_id)
     assert enrollment.state == "waiting"
     row = await message(session_factory, sent.message_id)
     assert (row.status, row.bounced_at) == ("sent", None)
@@ -137,7 +138,7 @@ async def test_complaint_suppresses_and_exits(
     sent = await send_email(client, tenant, settings, session_factory, "angry@example.com")
     await post_ok(client, GENERIC, {"type": "complained", "message_id": sent.message_id})
     assert await _suppressions(client, tenant, "angry@example.com") == "complaint"
-    enrollment = await support.enrollment(session_factory, sent.enrollment_id)
+    enrollment = await factories.enrollment(session_factory, sent.enrollment_id)
     assert (enrollment.state, enrollment.exit_reason) == ("exited", "complaint")
     assert (await message(session_factory, sent.message_id)).status == "sent"
 
@@ -147,7 +148,7 @@ async def test_reply_wakes_the_waiting_enrollment(
 ) -> None:
     clock.freeze(NOW)
     sent = await send_email(client, tenant, settings, session_factory)
-    waiting = await support.enrollment(session_factory, sent.enrollment_id)
+    waiting = await factories.enrollment(session_factory, sent.enrollment_id)
     assert (waiting.state, waiting.step_key) == ("waiting", "wait_reply")
     assert waiting.next_action_at == NOW + timedelta(days=3)
 
@@ -156,12 +157,12 @@ async def test_reply_wakes_the_waiting_enrollment(
     provider_id = sent.message.provider_message_id
     assert provider_id is not None
     await post_ok(client, STANDARD, {"type": "replied", "provider_message_id": provider_id})
-    await support.run_jobs(settings)  # the wake-up job ingestion enqueued
+    await harness.run_jobs(settings)  # the wake-up job ingestion enqueued
 
-    sent_now = await support.messages(session_factory, sent.enrollment_id)
+    sent_now = await factories.messages(session_factory, sent.enrollment_id)
     assert [m.step_key for m in sent_now] == ["welcome", "thanks"]
     assert sent_now[0].replied_at == NOW + timedelta(hours=5)
-    done = await support.enrollment(session_factory, sent.enrollment_id)
+    done = await factories.enrollment(session_factory, sent.enrollment_id)
     assert (done.state, done.exit_reason) == ("completed", None)
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from app.config import Settings
 from app.core.clock import clock
-from tests.core.test_errors import assert_problem
+from tests.fixtures.factories import Factory
+from tests.fixtures.problems import assert_problem
 from tests.fixtures.tenants import Tenant
-from tests.inbound.conftest import (
+from tests.inbound.helpers import (
     GENERIC,
     GENERIC_SECRET,
     NOW,
@@ -34,7 +35,6 @@ from tests.inbound.conftest import (
     signed,
     standard_headers,
 )
-from tests.sequences.engine.support import Factory
 
 pytestmark = pytest.mark.usefixtures("providers")
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory, World
-from tests.metrics.test_rollups import EXPECTED_TOTALS, T0, build_scenario
+from tests.metrics.scenario import EXPECTED_TOTALS, T0, build_scenario
 
 PROBLEM = "application/problem+json"
 

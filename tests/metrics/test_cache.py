@@ -17,9 +17,10 @@ from app.config import MetricsSettings
 from app.core.db import transaction
 from app.metrics import cache, service
 from app.metrics.cache import ResponseCache
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory, World
-from tests.metrics.test_rollups import T0, build_scenario, minutes
+from tests.metrics.scenario import T0, build_scenario, minutes
 
 
 @pytest.fixture

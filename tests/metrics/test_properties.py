@@ -19,8 +19,9 @@ from app.config import MetricsSettings
 from app.contacts.models import Contact
 from app.core.db import transaction
 from app.metrics.models import MetricDelta, MetricPendingEvent
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import NO_SETTLE, World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import NO_SETTLE, Factory, World
 
 START = datetime(2030, 3, 1, tzinfo=UTC)
 STAMPS = ("delivered_at", "bounced_at", "first_opened_at", "first_clicked_at", "replied_at")

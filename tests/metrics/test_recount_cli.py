@@ -11,9 +11,10 @@ from typer.testing import CliRunner, Result
 from app.cli import cli
 from app.core.db import transaction
 from app.metrics.models import MetricRollup
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory, World
-from tests.metrics.test_rollups import build_scenario
+from tests.metrics.scenario import build_scenario
 
 runner = CliRunner()
 

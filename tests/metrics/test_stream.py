@@ -17,10 +17,11 @@ from app.config import MetricsSettings, Settings
 from app.core.openapi import SSE_ITEM_SCHEMA
 from app.metrics import live
 from app.metrics.tasks import fold_and_publish
-from tests.contract import checks
+from tests.fixtures import contract as checks
+from tests.fixtures.factories import Factory
 from tests.fixtures.live import live_server
+from tests.fixtures.metrics import NO_SETTLE, World, settings_with
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import NO_SETTLE, Factory, World, settings_with
 
 T0 = datetime(2030, 1, 1, 10, tzinfo=UTC)
 WAIT = 20.0  # upper bound for a frame to arrive; never a sleep

@@ -1,7 +1,7 @@
 """Notification tests' peers: a real aiosmtpd server (the configured provider) and webhook
 receivers."""
 
-from tests.channels.conftest import smtp_sink
-from tests.webhooks.receiver import receivers
+from tests.fixtures.channels import smtp_sink
+from tests.fixtures.receivers import receivers
 
 __all__ = ["receivers", "smtp_sink"]

@@ -20,17 +20,18 @@ from app.core.state import AppState
 from app.notifications.service import notify_owners
 from app.outbox.catalogue import ContactUnsubscribed
 from app.webhooks.dispatch.service import deliver_endpoint
-from tests.campaigns import launch_support
-from tests.channels.conftest import SmtpSink
-from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.webhooks.receiver import (
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import SmtpSink
+from tests.fixtures.receivers import (
     Answer,
     emit_events,
     make_endpoint,
     start_receiver,
     worker_ctx,
 )
+from tests.fixtures.tenants import Tenant
 
 OWNER = "owner@acme.example"  # make_tenant's owner
 
@@ -76,7 +77,7 @@ async def test_a_disabled_endpoint_is_emailed_to_the_owner_once(
     # The worker's cron job, run by a real burst worker.
     async with transaction(state.session_factory, state.queue) as session:
         enqueue(session, "notify_owners_scan", job_key=(uuid.uuid4(),))
-    await support.run_jobs(configured)
+    await harness.run_jobs(configured)
 
     [mail] = smtp_sink.emails()
     assert smtp_sink.received[0].rcpt_tos == [OWNER]
@@ -159,16 +160,16 @@ async def launch_to(
     for index in range(refused):
         addresses.append(f"gone{index}-{tag}@acme.example")
         sink.rcpt_replies[addresses[-1]] = "550 5.1.1 no such user"
-    contacts = [await support.contact(client, tenant, email=address) for address in addresses]
-    segment = await launch_support.static_segment(client, tenant, contacts)
-    sequence = await launch_support.sequence(client, tenant, wait=wait)
-    campaign_id = await launch_support.campaign(
+    contacts = [await factories.contact(client, tenant, email=address) for address in addresses]
+    segment = await factories.static_segment(client, tenant, contacts)
+    sequence = await ls.sequence(client, tenant, wait=wait)
+    campaign_id = await ls.campaign(
         state.session_factory, tenant, sequence, [segment], start_at=clock.now()
     )
     scheduled = await client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=tenant.headers)
     assert scheduled.status_code == 200, scheduled.text
-    await launch_support.campaigns_scan(state, settings)
-    await support.scan(state, settings)
+    await ls.campaigns_scan(state, settings)
+    await harness.scan(state, settings)
     return campaign_id
 
 
@@ -206,7 +207,7 @@ async def test_persistently_failing_sends_are_emailed_to_the_owner(
 
     # The follow-ups fail the same way 25 hours later: told again, as repeat_hours (24) allows.
     clock.advance(timedelta(hours=25, minutes=1))
-    await support.scan(state, configured)
+    await harness.scan(state, configured)
     rarely = with_smtp(settings, smtp_sink, repeat_hours=48)
     assert (
         await notify_owners(state.session_factory, rarely, state.http, clock.now())

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.core.observability import SENDS_KEY, record_lateness
 from app.embedded import EmbeddedRedis
 from app.main import create_app
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant
 
 

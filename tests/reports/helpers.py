@@ -15,8 +15,9 @@ from sqlalchemy import update
 from app.campaigns.models import Campaign
 from app.core.db import transaction
 from app.sequences.models import SequenceVersion
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory, World
 
 DEFINITION: dict[str, Any] = {
     "steps": [

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from app.core.clock import clock
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
-from tests.metrics.helpers import Factory
 from tests.reports.helpers import shop
 
 PROBLEM = "application/problem+json"

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from app.campaigns.models import Campaign
 from app.core.clock import clock
 from app.core.db import transaction
-from tests.approvals.helpers import campaign, decide, make_policy, reviewer, stage, submit
+from tests.fixtures.approvals import campaign, decide, make_policy, reviewer, stage, submit
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory
 from tests.reports.helpers import get
 
 T = datetime(2030, 1, 1, tzinfo=UTC)

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 
 from app.core.clock import clock
+from tests.fixtures.factories import Factory
+from tests.fixtures.metrics import World
 from tests.fixtures.tenants import Tenant
-from tests.metrics.helpers import Factory, World
 from tests.reports.helpers import get, money, record_spend, sale, shop
 
 T = datetime(2030, 1, 1, tzinfo=UTC)

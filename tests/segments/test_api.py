@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import clock
 from app.core.state import AppState
 from app.segments.models import SegmentMembershipChange
+from tests.fixtures.rows import contact_row, event_row, insert_rows
 from tests.fixtures.tenants import Tenant, make_key
-from tests.segments.compiler_helpers import contact_row, event_row, insert_rows
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}

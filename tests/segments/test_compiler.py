@@ -14,14 +14,9 @@ from app.contacts.models import Contact
 from app.core.ids import new_id
 from app.segments.compiler import CompileContext, SegmentRef, count_statement, member_ids
 from app.segments.rules import RuleError, parse_rule
+from tests.fixtures.factories import Factory
+from tests.fixtures.rows import contact_row, evaluate, event_row, insert_rows
 from tests.fixtures.tenants import Tenant
-from tests.segments.compiler_helpers import (
-    Factory,
-    contact_row,
-    evaluate,
-    event_row,
-    insert_rows,
-)
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

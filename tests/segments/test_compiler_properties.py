@@ -30,8 +30,9 @@ from app.segments.rules import (
     parse_instant,
     parse_rule,
 )
+from tests.fixtures.factories import Factory
+from tests.fixtures.rows import contact_row, evaluate, event_row, insert_rows
 from tests.fixtures.tenants import Tenant
-from tests.segments.compiler_helpers import Factory, contact_row, evaluate, event_row, insert_rows
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -12,15 +12,14 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.db import StatementTimeout, statement_timeout
+from tests.fixtures.factories import Factory
+from tests.fixtures.rows import contact_row, insert_rows
 from tests.fixtures.tenants import Tenant
-from tests.segments.compiler_helpers import contact_row, insert_rows
 
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
-Factory = async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -15,10 +15,11 @@ from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.segments import membership
 from app.segments.models import SegmentCountSnapshot, SegmentMembershipChange
-from tests.campaigns.launch_support import static_segment
+from tests.fixtures.factories import Factory, contact, static_segment
 from tests.fixtures.tenants import Tenant
-from tests.segments.test_membership import NOW, Factory, run_jobs, tick
-from tests.sequences.engine.support import contact
+from tests.fixtures.worker import run_jobs, tick
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 async def history(factory: Factory) -> tuple[list[tuple[str, datetime]], list[datetime]]:

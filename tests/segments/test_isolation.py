@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.fixtures.rows import contact_row, insert_rows
 from tests.fixtures.tenants import Tenant
-from tests.segments.compiler_helpers import contact_row, insert_rows
 
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
 

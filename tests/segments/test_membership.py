@@ -9,13 +9,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.contacts.models import Contact
 from app.core.clock import clock
 from app.core.db import transaction
-from app.core.jobs import enqueue
 from app.core.state import AppState
 from app.segments import membership
 from app.segments.models import (
@@ -26,28 +24,13 @@ from app.segments.models import (
     SegmentMembershipChange,
 )
 from app.segments.repository import DirtyContactQueue
-from app.worker.settings import build_worker
+from tests.fixtures.factories import Factory
+from tests.fixtures.rows import contact_row, event_row, insert_rows
 from tests.fixtures.tenants import Tenant
-from tests.segments.compiler_helpers import contact_row, event_row, insert_rows
+from tests.fixtures.worker import run_jobs, tick
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
-Factory = async_sessionmaker[AsyncSession]
-
-
-async def run_jobs(settings: Settings) -> None:
-    worker = build_worker(settings, burst=True, poll_delay=0.01, handle_signals=False, cron_jobs=[])
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
-
-
-async def tick(state: AppState, settings: Settings, name: str) -> None:
-    """Run the periodic job once (as the cron would), then whatever it enqueued."""
-    async with transaction(state.session_factory, state.queue) as session:
-        enqueue(session, "segments_tick", job_key=(name,))
-    await run_jobs(settings)
 
 
 async def create(client: httpx.AsyncClient, tenant: Tenant, **body: Any) -> dict[str, Any]:

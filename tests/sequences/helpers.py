@@ -6,7 +6,10 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.factories import create_sequence
 from tests.fixtures.tenants import Tenant
+
+__all__ = ["create_sequence", "problems", "publish_template", "template", "welcome"]
 
 EMAIL = {"subject": "Hi {{ contact.email }}", "text": "Hello"}
 CONTENT: dict[str, dict[str, Any]] = {
@@ -54,17 +57,6 @@ def welcome(welcome_id: str, follow_up_id: str) -> dict[str, Any]:
         ],
         "settings": {"exit_rules": [{"on": "replied"}], "default_timezone": "Europe/Paris"},
     }
-
-
-async def create_sequence(
-    client: httpx.AsyncClient, tenant: Tenant, definition: dict[str, Any], name: str = "Onboarding"
-) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/sequences", json={"name": name, "definition": definition}, headers=tenant.headers
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 async def problems(

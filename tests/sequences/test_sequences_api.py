@@ -22,8 +22,8 @@ from app.sequences.models import Enrollment, Sequence
 from app.sequences.schemas import SequenceUpdate
 from app.sequences.service import version_for_enrollment
 from app.templates.models import TemplateVersion
+from tests.fixtures.rows import contact_row, insert_rows
 from tests.fixtures.tenants import Tenant, make_key
-from tests.segments.compiler_helpers import contact_row, insert_rows
 from tests.sequences.helpers import create_sequence, publish_template, template, welcome
 
 SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{43}=$")

@@ -17,9 +17,9 @@ from app.contacts.models import Contact
 from app.core.clock import clock
 from app.events.models import Event
 from app.sequences.models import Enrollment, EnrollmentStep, SequenceVersion
+from tests.fixtures import factories
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, 19:00 in Tokyo
 TABLES = (Contact, Enrollment, EnrollmentStep, Message, Event, SequenceVersion)
@@ -30,9 +30,9 @@ def _iso(at: datetime) -> str:
 
 
 async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    first = await support.email_template(client, tenant, "Welcome")
-    follow = await support.email_template(client, tenant, "Still there?")
-    thanks = await support.email_template(client, tenant, "Thanks for replying")
+    first = await factories.email_template(client, tenant, "Welcome")
+    follow = await factories.email_template(client, tenant, "Still there?")
+    thanks = await factories.email_template(client, tenant, "Thanks for replying")
     definition = {
         "steps": [
             {"key": "welcome", "type": "send", "channel": "email", "template_id": first},
@@ -49,7 +49,7 @@ async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant) -> str:
             {"key": "thanks", "type": "send", "channel": "email", "template_id": thanks},
         ]
     }
-    return await support.published_sequence(client, tenant, definition)
+    return await factories.published_sequence(client, tenant, definition)
 
 
 async def _simulate(
@@ -155,7 +155,7 @@ async def test_a_short_horizon_stops_while_waiting(
 async def test_send_window_defers_in_the_contacts_timezone(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    welcome = await support.email_template(client, tenant, "Welcome")
+    welcome = await factories.email_template(client, tenant, "Welcome")
     definition = {
         "steps": [{"key": "welcome", "type": "send", "channel": "email", "template_id": welcome}],
         "settings": {
@@ -167,7 +167,7 @@ async def test_send_window_defers_in_the_contacts_timezone(
             "default_timezone": "Europe/Paris",
         },
     }
-    sequence_id = await support.published_sequence(client, tenant, definition)
+    sequence_id = await factories.published_sequence(client, tenant, definition)
     result = await _simulate(
         client, tenant, sequence_id, contact={"email": "aiko@example.jp", "timezone": "Asia/Tokyo"}
     )
@@ -185,8 +185,8 @@ async def test_send_window_defers_in_the_contacts_timezone(
 
 
 async def _branching_sequence(client: httpx.AsyncClient, tenant: Tenant, *, update: bool) -> str:
-    pro = await support.email_template(client, tenant, "Pro tips")
-    upgrade = await support.email_template(client, tenant, "Upgrade?")
+    pro = await factories.email_template(client, tenant, "Pro tips")
+    upgrade = await factories.email_template(client, tenant, "Upgrade?")
     steps: list[dict[str, Any]] = [
         {
             "key": "is_pro",
@@ -201,7 +201,7 @@ async def _branching_sequence(client: httpx.AsyncClient, tenant: Tenant, *, upda
     ]
     if update:
         steps.insert(0, {"key": "mark", "type": "update_contact", "attributes": {"plan": "pro"}})
-    return await support.published_sequence(client, tenant, {"steps": steps})
+    return await factories.published_sequence(client, tenant, {"steps": steps})
 
 
 async def test_branch_on_an_attribute_of_the_hypothetical_contact(
@@ -227,7 +227,7 @@ async def test_update_contact_is_seen_by_the_branch_and_the_contact_is_unchanged
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
     sequence_id = await _branching_sequence(client, tenant, update=True)
-    contact_id = await support.contact(
+    contact_id = await factories.contact(
         client, tenant, email="dora@example.com", attributes={"plan": "free"}
     )
     result = await _simulate(client, tenant, sequence_id, contact_id=contact_id)
@@ -263,7 +263,7 @@ async def test_nothing_is_stored_queued_or_sent(
     )
     assert segment.status_code == 201, segment.text
     reply_id = await _reply_sequence(client, tenant)
-    contact_id = await support.contact(client, tenant, email="eve@example.com")
+    contact_id = await factories.contact(client, tenant, email="eve@example.com")
     await redis.flushall()
     before = await _counts(session_factory)
 
@@ -392,7 +392,7 @@ async def test_invalid_requests_are_422(
     client: httpx.AsyncClient, tenant: Tenant, body: dict[str, Any], pointer: str | None
 ) -> None:
     sequence_id = await _reply_sequence(client, tenant)
-    await support.contact(client, tenant, email="taken@example.com")
+    await factories.contact(client, tenant, email="taken@example.com")
     response = await client.post(
         f"/v1/sequences/{sequence_id}/simulate",
         json={"start_at": _iso(START), **body},
@@ -435,7 +435,7 @@ async def test_an_endless_loop_stops_at_the_pass_limit(
             },
         ]
     }
-    sequence_id = await support.published_sequence(client, tenant, definition)
+    sequence_id = await factories.published_sequence(client, tenant, definition)
     result = await _simulate(client, tenant, sequence_id, contact={"email": "loop@example.com"})
     assert result["final"]["stopped"] == "pass_limit"
     assert result["final"]["state"] == "active"
@@ -445,7 +445,7 @@ async def test_an_endless_loop_stops_at_the_pass_limit(
 async def test_sms_and_webhook_steps_preview_without_calling_anyone(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    sms = await support.template(client, tenant, "sms", {"text": "Hi {{ contact.phone }}"})
+    sms = await factories.template(client, tenant, "sms", {"text": "Hi {{ contact.phone }}"})
     definition = {
         "steps": [
             {"key": "text", "type": "send", "channel": "sms", "template_id": sms},
@@ -453,8 +453,8 @@ async def test_sms_and_webhook_steps_preview_without_calling_anyone(
             {"key": "crm", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
         ]
     }
-    definition["steps"][1]["template_id"] = await support.email_template(client, tenant, "Hi")
-    sequence_id = await support.published_sequence(client, tenant, definition)
+    definition["steps"][1]["template_id"] = await factories.email_template(client, tenant, "Hi")
+    sequence_id = await factories.published_sequence(client, tenant, definition)
     result = await _simulate(client, tenant, sequence_id, contact={"phone": "+351 912 345 678"})
     text, email, crm, done = result["timeline"]
     assert text["message"] == {

@@ -13,9 +13,9 @@ from app.config import Settings, WebhookSettings
 from app.core.db import transaction
 from app.main import create_app
 from app.sequences.models import Sequence
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine.support import Factory
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
 

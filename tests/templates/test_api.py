@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.fixtures.rows import contact_row, insert_rows
 from tests.fixtures.tenants import Tenant, make_key
-from tests.segments.compiler_helpers import contact_row, insert_rows
 
 EMAIL = {
     "subject": "Hi {{ contact.attributes.first_name | default('friend') }}",
@@ -280,12 +280,12 @@ async def test_scopes(
 async def test_a_template_pinned_by_a_published_sequence_cannot_be_deleted(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    from tests.sequences.engine import support
+    from tests.fixtures import factories
 
-    pinned = await support.email_template(client, tenant, "Pinned")
-    free = await support.email_template(client, tenant, "Free")
+    pinned = await factories.email_template(client, tenant, "Pinned")
+    free = await factories.email_template(client, tenant, "Free")
     steps = [{"key": "hi", "type": "send", "channel": "email", "template_id": pinned}]
-    await support.published_sequence(client, tenant, {"steps": steps})
+    await factories.published_sequence(client, tenant, {"steps": steps})
     refused = await client.delete(f"/v1/templates/{pinned}", headers=tenant.headers)
     assert refused.status_code == 409
     assert refused.json()["type"].endswith("/in-use")

@@ -17,11 +17,12 @@ from app.core.clock import clock
 from app.core.db import transaction
 from app.core.state import AppState
 from app.templates.rendering import CAMPAIGN_FIELDS
-from tests.campaigns import launch_support as ls
-from tests.channels.conftest import SmtpSink, smtp_sink
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import SmtpSink, smtp_sink
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 __all__ = ["smtp_sink"]  # fixture used below
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -31,7 +32,7 @@ EVERY_FIELD = " | ".join(f"{name}={{{{ campaign.{name} }}}}" for name in sorted(
 async def _campaign(
     factory: Factory, tenant: Tenant, sequence_id: str, include: list[str], **fields: Any
 ) -> uuid.UUID:
-    """An approved campaign (launch_support's), then given the fields under test."""
+    """An approved campaign (tests/fixtures/launch.py), then given the fields under test."""
     campaign_id = await ls.campaign(factory, tenant, sequence_id, include)
     async with transaction(factory) as session:
         row = await session.get(Campaign, campaign_id)
@@ -121,7 +122,7 @@ async def test_a_sent_email_carries_the_campaign_name(
         }
     )
     run_settings = settings.model_copy(update={"channels": channels})
-    template_id = await support.template(
+    template_id = await factories.template(
         client,
         tenant,
         "email",
@@ -132,7 +133,7 @@ async def test_a_sent_email_carries_the_campaign_name(
             "html": "{% for n in [1, 2] %}<p>{{ n }}. {{ campaign.name }}</p>{% endfor %}",
         },
     )
-    sequence_id = await support.published_sequence(
+    sequence_id = await factories.published_sequence(
         client,
         tenant,
         {
@@ -141,10 +142,10 @@ async def test_a_sent_email_carries_the_campaign_name(
             ]
         },
     )
-    contact_id = await support.contact(
+    contact_id = await factories.contact(
         client, tenant, email="ada@example.com", attributes={"first_name": "Ada"}
     )
-    segment_id = await ls.static_segment(client, tenant, [contact_id])
+    segment_id = await factories.static_segment(client, tenant, [contact_id])
     campaign_id = await _campaign(
         session_factory,
         tenant,
@@ -155,7 +156,7 @@ async def test_a_sent_email_carries_the_campaign_name(
     )
     await ls.call(session_factory, campaign_id, "schedule")
     assert await ls.call(session_factory, campaign_id, "launch") == 1
-    await support.scan(state, run_settings)  # the engine's scheduler tick, then its jobs
+    await harness.scan(state, run_settings)  # the engine's scheduler tick, then its jobs
 
     (envelope,) = smtp_sink.received
     sent = email.message_from_bytes(envelope.content)  # type: ignore[arg-type]

@@ -16,9 +16,10 @@ from app.config import Settings
 from app.core.clock import clock
 from app.templates import rendering, sandbox
 from app.templates.rendering import RenderContext, RenderError, RenderLimits
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 ISSUE_TEMPLATE = "{{ (((((2**64)**64)**64)**64)**32) % 7 }}"
 NESTED_LOOPS = "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"
@@ -232,21 +233,21 @@ async def test_a_send_with_a_hostile_template_fails_that_message_with_the_reason
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
     clock.freeze(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
-    hostile = await support.template(client, tenant, "sms", {"text": ISSUE_TEMPLATE})
-    runaway = await support.template(client, tenant, "sms", {"text": NESTED_LOOPS})
-    fine = await support.template(client, tenant, "sms", {"text": "Hi {{ contact.phone }}"})
+    hostile = await factories.template(client, tenant, "sms", {"text": ISSUE_TEMPLATE})
+    runaway = await factories.template(client, tenant, "sms", {"text": NESTED_LOOPS})
+    fine = await factories.template(client, tenant, "sms", {"text": "Hi {{ contact.phone }}"})
     steps = [
         {"key": key, "type": "send", "channel": "sms", "template_id": template_id}
         for key, template_id in (("hostile", hostile), ("runaway", runaway), ("fine", fine))
     ]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
-    contact_id = await support.contact(
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
+    contact_id = await factories.contact(
         client, tenant, email="sms@acme.example", phone="+15555550100"
     )
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.run_jobs(settings)
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.run_jobs(settings)
 
-    rows = {m.step_key: m for m in await support.messages(session_factory, enrollment_id)}
+    rows = {m.step_key: m for m in await factories.messages(session_factory, enrollment_id)}
     assert (rows["hostile"].status, rows["runaway"].status) == ("failed", "failed")
     assert rows["hostile"].error == (
         "template_limit (integer_size) at /text: Template limit: integer results are limited "

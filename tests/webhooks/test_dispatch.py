@@ -24,9 +24,7 @@ from app.outbox.catalogue import ContactUnsubscribed, SegmentEntered
 from app.webhooks.dispatch.schedule import MAX_ATTEMPTS, RETRY_DELAYS, parse_retry_after
 from app.webhooks.dispatch.sender import USER_AGENT
 from app.webhooks.dispatch.service import deliver_endpoint
-from tests.fixtures.tenants import Tenant
-from tests.sequences.engine.support import run_jobs
-from tests.webhooks.receiver import (
+from tests.fixtures.receivers import (
     Answer,
     attempts,
     deliveries,
@@ -38,6 +36,8 @@ from tests.webhooks.receiver import (
     start_receiver,
     worker_ctx,
 )
+from tests.fixtures.tenants import Tenant
+from tests.fixtures.worker import run_jobs
 
 __all__ = ["receivers"]  # the fixture, imported for its tests
 

@@ -28,8 +28,7 @@ from app.webhooks.dispatch.service import (
     replay_failed,
     send_test,
 )
-from tests.fixtures.tenants import Tenant
-from tests.webhooks.receiver import (
+from tests.fixtures.receivers import (
     Answer,
     attempts,
     deliveries,
@@ -40,6 +39,7 @@ from tests.webhooks.receiver import (
     start_receiver,
     worker_ctx,
 )
+from tests.fixtures.tenants import Tenant
 
 __all__ = ["receivers"]
 

@@ -20,21 +20,22 @@ from app.core.db import transaction
 from app.core.state import AppState
 from app.outbox.models import WebhookDelivery, WebhookEvent
 from app.workspaces.models import Member
-from tests.approvals.helpers import decide, make_policy, reviewer, stage
-from tests.campaigns import helpers
-from tests.campaigns.launch_support import campaigns_scan
+from tests.fixtures import campaigns as campaign_api
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.approvals import decide, make_policy, reviewer, stage
+from tests.fixtures.emissions import count, delivered_types, events, of_type, subscribe
+from tests.fixtures.factories import Factory
+from tests.fixtures.launch import campaigns_scan
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
-from tests.webhooks.emissions_support import count, delivered_types, events, of_type, subscribe
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
 
 async def _campaign(client: httpx.AsyncClient, tenant: Tenant, size: int = 2) -> dict[str, Any]:
-    body = await helpers.world(client, tenant, size)
+    body = await campaign_api.world(client, tenant, size)
     body.pop("end_at")
-    return await helpers.create(client, tenant, body)
+    return await campaign_api.create(client, tenant, body)
 
 
 async def test_a_campaigns_life_emits_every_campaign_event_in_order(
@@ -164,7 +165,7 @@ async def test_budget_overspent_once_by_the_entry_that_crosses(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
     await subscribe(session_factory, tenant, ["budget.*"])
-    created = await helpers.create(
+    created = await campaign_api.create(
         client, tenant, {"name": "Paid", "budget": {"amount": "100", "currency": "EUR"}}
     )
     url = f"/v1/campaigns/{created['id']}/spend"
@@ -227,7 +228,7 @@ async def test_nothing_is_stored_when_no_endpoint_subscribes(
     await client.post(f"{url}/schedule", headers=tenant.headers)
     clock.freeze(START)
     await campaigns_scan(state, settings)
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
 
     assert await count(session_factory) == 0
     assert await count(session_factory, WebhookDelivery) == 0
@@ -239,7 +240,7 @@ async def test_a_rolled_back_change_emits_nothing(
     """Outbox atomicity: the events are written in the change's transaction, so a rollback
     takes them away too, and no delivery job is left buffered."""
     await subscribe(session_factory, tenant, ["contact.*"])
-    contact_id = uuid.UUID(await support.contact(client, tenant, email="ana@acme.example"))
+    contact_id = uuid.UUID(await factories.contact(client, tenant, email="ana@acme.example"))
     async with session_factory() as session:
         await consent.set_consent(
             session,

@@ -10,11 +10,11 @@ import httpx
 
 from app.config import Settings
 from app.core.clock import clock
-from tests.campaigns import launch_support
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.emissions import count, events, of_type, subscribe
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
-from tests.webhooks.emissions_support import count, events, of_type, subscribe
 
 PRO = {"attribute": {"field": "attributes.plan", "op": "eq", "value": "pro"}}
 
@@ -35,7 +35,7 @@ async def test_unsubscribe_suppresses_once(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
     await subscribe(session_factory, tenant, ["contact.*"])
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
     url = f"/v1/contacts/{contact_id}/consent/email"
     for source in ("preference_center", "support"):  # the second changes nothing
         body = {"status": "unsubscribed", "source": source}
@@ -60,7 +60,7 @@ async def test_manual_suppressions_name_the_contact_holding_the_address(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
     await subscribe(session_factory, tenant, ["contact.suppressed"])
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
     for address in ("  ANA@acme.example", "nobody@acme.example", "ana@acme.example"):
         response = await client.post(
             "/v1/suppressions",
@@ -79,10 +79,10 @@ async def test_manual_suppressions_name_the_contact_holding_the_address(
 async def test_erasure_emits_erased_suppressed_and_segment_left(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
-    contact_id = await support.contact(
+    contact_id = await factories.contact(
         client, tenant, email="ana@acme.example", phone="+4915112345678"
     )
-    segment = await launch_support.static_segment(client, tenant, [contact_id])
+    segment = await factories.static_segment(client, tenant, [contact_id])
     await subscribe(session_factory, tenant, ["contact.*", "segment.*"])
     for _ in range(2):  # erasing again re-runs the scrubs, emits nothing new
         erased = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
@@ -103,15 +103,15 @@ async def test_hard_delete_ends_memberships_with_counts_and_segment_left(
     """Deleting a contact is not a silent cascade: every segment it was in counts one member
     less at once, `segment.left` goes out (static and dynamic segments alike), and the
     segments' change journals keep its history."""
-    gone = await support.contact(
+    gone = await factories.contact(
         client, tenant, email="gone@acme.example", attributes={"plan": "pro"}
     )
-    kept = await support.contact(
+    kept = await factories.contact(
         client, tenant, email="kept@acme.example", attributes={"plan": "pro"}
     )
-    static = await launch_support.static_segment(client, tenant, [gone, kept])
+    static = await factories.static_segment(client, tenant, [gone, kept])
     dynamic = await pro_segment(client, tenant)
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
     await subscribe(session_factory, tenant, ["segment.*"])
 
     deleted = await client.delete(f"/v1/contacts/{gone}", headers=tenant.headers)
@@ -144,19 +144,19 @@ async def test_dynamic_segments_emit_entered_and_left_set_wise(
     await subscribe(session_factory, tenant, ["segment.entered", "segment.left"])
     segment = await pro_segment(client, tenant)
     pro = [
-        await support.contact(
+        await factories.contact(
             client, tenant, email=f"p{i}@acme.example", attributes={"plan": "pro"}
         )
         for i in range(3)
     ]
-    await support.contact(client, tenant, email="free@acme.example", attributes={"plan": "free"})
-    await support.run_jobs(settings)
+    await factories.contact(client, tenant, email="free@acme.example", attributes={"plan": "free"})
+    await harness.run_jobs(settings)
     clock.advance(timedelta(seconds=1))
     changed = await client.patch(
         f"/v1/contacts/{pro[0]}", json={"attributes": {"plan": "free"}}, headers=tenant.headers
     )
     assert changed.status_code == 200, changed.text
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
 
     found = await events(session_factory, tenant)
     entered = of_type(found, "segment.entered")
@@ -175,10 +175,10 @@ async def test_contact_changes_without_endpoints_store_nothing(
         json={"name": "Pro", "kind": "dynamic", "rule": PRO},
         headers=tenant.headers,
     )
-    contact_id = await support.contact(
+    contact_id = await factories.contact(
         client, tenant, email="ana@acme.example", attributes={"plan": "pro"}
     )
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
     body = {"status": "unsubscribed", "source": "form"}
     await client.put(f"/v1/contacts/{contact_id}/consent/email", json=body, headers=tenant.headers)
     await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
@@ -190,8 +190,8 @@ async def test_static_members_added_and_removed_by_api_are_emitted(
     client: httpx.AsyncClient, tenant: Tenant, session_factory: Factory
 ) -> None:
     await subscribe(session_factory, tenant, ["segment.*"])
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
-    segment_id = await launch_support.static_segment(client, tenant, [contact_id])
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
+    segment_id = await factories.static_segment(client, tenant, [contact_id])
     clock.advance(timedelta(seconds=1))
     removed = await client.post(
         f"/v1/segments/{segment_id}/members/remove",

@@ -27,8 +27,10 @@ from app.core.db import transaction
 from app.core.state import AppState
 from app.outbox.models import WebhookDelivery, WebhookEvent
 from app.sequences.models import Enrollment
-from tests.campaigns import launch_support
-from tests.channels.conftest import (  # noqa: F401 - fixtures used by these tests
+from tests.fixtures import factories
+from tests.fixtures import launch as ls
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import (  # noqa: F401 - fixtures used by these tests
     HttpReceiver,
     MakeCtx,
     Outbox,
@@ -36,18 +38,17 @@ from tests.channels.conftest import (  # noqa: F401 - fixtures used by these tes
     outbox,
     receiver,
 )
+from tests.fixtures.emissions import count, events, of_type, subscribe
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
-from tests.webhooks.emissions_support import count, events, of_type, subscribe
 
 LEASE = timedelta(seconds=ChannelSettings().sending_lease_seconds)
 
 
 async def _send_sequence(client: httpx.AsyncClient, tenant: Tenant, *tail: dict[str, Any]) -> str:
-    template = await support.email_template(client, tenant, "Hi")
+    template = await factories.email_template(client, tenant, "Hi")
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": template}]
-    return await support.published_sequence(client, tenant, {"steps": [*steps, *tail]})
+    return await factories.published_sequence(client, tenant, {"steps": [*steps, *tail]})
 
 
 async def test_api_enrollment_a_send_and_the_completion(
@@ -60,8 +61,8 @@ async def test_api_enrollment_a_send_and_the_completion(
     clock.freeze()
     await subscribe(session_factory, tenant, ["enrollment.*", "message.*"])
     sequence_id = await _send_sequence(client, tenant)
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
     # Enrolling again answers the same enrollment: no second `started`.
     again = await client.post(
         f"/v1/sequences/{sequence_id}/enrollments",
@@ -69,7 +70,7 @@ async def test_api_enrollment_a_send_and_the_completion(
         headers=tenant.headers,
     )
     assert again.json()["id"] == enrollment_id
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
 
     found = await events(session_factory, tenant)
     # The enrollment completes once its send step's message is settled.
@@ -86,7 +87,7 @@ async def test_api_enrollment_a_send_and_the_completion(
     }
     assert of_type(found, "enrollment.started") == [{**ids, "sequence_version": 1}]
     assert of_type(found, "enrollment.completed") == [{**ids, "sequence_version": 1}]
-    (message,) = await support.messages(session_factory, enrollment_id)
+    (message,) = await factories.messages(session_factory, enrollment_id)
     assert of_type(found, "message.sent") == [
         {
             "message_id": str(message.id),
@@ -107,16 +108,16 @@ async def test_exit_step_and_api_exit_carry_their_reason(
 ) -> None:
     clock.freeze()
     await subscribe(session_factory, tenant, ["enrollment.exited"])
-    leaving = await support.published_sequence(
+    leaving = await factories.published_sequence(
         client, tenant, {"steps": [{"key": "bye", "type": "exit", "reason": "not_a_fit"}]}
     )
-    waiting = await support.published_sequence(
+    waiting = await factories.published_sequence(
         client, tenant, {"steps": [{"key": "nap", "type": "wait", "duration": "P1D"}]}
     )
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
-    first = await support.enroll(client, tenant, leaving, contact_id)
-    second = await support.enroll(client, tenant, waiting, contact_id)
-    await support.scan(state, settings)
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
+    first = await factories.enroll(client, tenant, leaving, contact_id)
+    second = await factories.enroll(client, tenant, waiting, contact_id)
+    await harness.scan(state, settings)
     exited = await client.post(
         f"/v1/enrollments/{second}/exit", json={"reason": "sales"}, headers=tenant.headers
     )
@@ -234,16 +235,16 @@ async def test_a_bulk_launch_emits_set_wise(
         session.add_all(contacts)
         await session.flush()
         contact_ids = [str(item.id) for item in contacts]
-    segment = await launch_support.static_segment(client, tenant, contact_ids)
-    sequence_id = await launch_support.sequence(client, tenant)
-    campaign_id = await launch_support.campaign(session_factory, tenant, sequence_id, [segment])
+    segment = await factories.static_segment(client, tenant, contact_ids)
+    sequence_id = await ls.sequence(client, tenant)
+    campaign_id = await ls.campaign(session_factory, tenant, sequence_id, [segment])
     every = await subscribe(session_factory, tenant, ["enrollment.*"])
     exact = await subscribe(session_factory, tenant, ["enrollment.started"])
-    await launch_support.call(session_factory, campaign_id, "schedule")
+    await ls.call(session_factory, campaign_id, "schedule")
     await subscribe(session_factory, tenant, ["campaign.*"])  # not for enrollments
 
     with statements(state.engine) as seen:
-        assert await launch_support.call(session_factory, campaign_id, "launch") == size
+        assert await ls.call(session_factory, campaign_id, "launch") == size
 
     (enrolling,) = [text for text in seen if "INSERT INTO enrollments" in text]
     assert "INSERT INTO webhook_events" in enrolling
@@ -302,18 +303,18 @@ async def test_a_render_error_is_a_failed_message(
     with `on_send_failure: fail`, the enrollment's exit."""
     clock.freeze()
     await subscribe(session_factory, tenant, ["message.*", "enrollment.exited"])
-    template = await support.template(
+    template = await factories.template(
         client, tenant, "email", {"subject": "{{ 1 // 0 }}", "html": "<p>x</p>", "text": "x"}
     )
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": template}]
-    sequence_id = await support.published_sequence(
+    sequence_id = await factories.published_sequence(
         client, tenant, {"steps": steps, "settings": {"on_send_failure": "fail"}}
     )
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.scan(state, settings)
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.scan(state, settings)
 
-    (message,) = await support.messages(session_factory, enrollment_id)
+    (message,) = await factories.messages(session_factory, enrollment_id)
     assert message.status == "failed"
     found = await events(session_factory, tenant)
     (failed,) = of_type(found, "message.failed")
@@ -333,11 +334,11 @@ async def test_messages_of_a_workspace_without_endpoints_emit_nothing(
     clock.freeze()
     await subscribe(session_factory, other_tenant, ["*"])
     sequence_id = await _send_sequence(client, tenant)
-    contact_id = await support.contact(client, tenant, email="ana@acme.example")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.scan(state, settings)
+    contact_id = await factories.contact(client, tenant, email="ana@acme.example")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.scan(state, settings)
 
-    assert [m.status for m in await support.messages(session_factory, enrollment_id)] == ["sent"]
+    assert [m.status for m in await factories.messages(session_factory, enrollment_id)] == ["sent"]
     assert await count(session_factory) == 0
     async with session_factory() as session:
         assert await session.scalar(select(Message.id).limit(1)) is not None

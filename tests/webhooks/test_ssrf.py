@@ -30,7 +30,7 @@ from app.core.egress import (
 )
 from app.core.state import AppState
 from app.core.worker_context import WorkerContext
-from tests.channels.conftest import Outbox, outbox
+from tests.fixtures.channels import Outbox, outbox
 from tests.webhooks.ssrf_support import Listener, listening, self_signed
 
 __all__ = ["outbox"]  # fixture used below

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.channels.conftest import Outbox
+from tests.fixtures.channels import Outbox
 from tests.fixtures.tenants import Tenant
 
 

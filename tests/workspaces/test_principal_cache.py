@@ -21,7 +21,7 @@ from app.core.auth import EPOCH_KEY, TTL
 from app.core.clock import clock
 from app.core.state import AppState
 from app.main import create_app
-from tests.conftest import client_for
+from tests.fixtures.clients import client_for
 from tests.fixtures.tenants import Tenant, make_key
 
 

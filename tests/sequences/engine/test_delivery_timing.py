@@ -18,10 +18,11 @@ from app.core.clock import clock
 from app.core.ids import new_id
 from app.core.state import AppState
 from app.sequences.models import Enrollment, SequenceVersion
-from tests.channels.conftest import free_port
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import free_port
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -51,13 +52,13 @@ def _ctx(state: AppState, settings: Settings) -> Any:
 
 
 async def _first_message(factory: Factory, enrollment_id: str) -> Message:
-    [message] = await support.messages(factory, enrollment_id)
+    [message] = await factories.messages(factory, enrollment_id)
     return message
 
 
 async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant, **settings: Any) -> str:
-    first = await support.email_template(client, tenant, "First")
-    nudge = await support.email_template(client, tenant, "Nudge")
+    first = await factories.email_template(client, tenant, "First")
+    nudge = await factories.email_template(client, tenant, "Nudge")
     definition: dict[str, Any] = {
         "steps": [
             {"key": "first", "type": "send", "channel": "email", "template_id": first},
@@ -76,7 +77,7 @@ async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant, **settings:
     }
     if settings:
         definition["settings"] = settings
-    return await support.published_sequence(client, tenant, definition)
+    return await factories.published_sequence(client, tenant, definition)
 
 
 async def _held_first_send(
@@ -87,9 +88,11 @@ async def _held_first_send(
     sequence_id: str,
 ) -> str:
     """Enroll one contact at T0; its first message cannot leave (peer down)."""
-    contact_id = await support.contact(client, tenant, email=f"{uuid.uuid4().hex[:8]}@acme.example")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.scan(state, _held(settings))
+    contact_id = await factories.contact(
+        client, tenant, email=f"{uuid.uuid4().hex[:8]}@acme.example"
+    )
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.scan(state, _held(settings))
     return enrollment_id
 
 
@@ -101,9 +104,9 @@ async def test_the_wait_after_a_send_starts_when_the_provider_accepts_the_messag
     session_factory: Factory,
 ) -> None:
     clock.freeze(T0)
-    first = await support.email_template(client, tenant, "First")
-    second = await support.email_template(client, tenant, "Second")
-    sequence_id = await support.published_sequence(
+    first = await factories.email_template(client, tenant, "First")
+    second = await factories.email_template(client, tenant, "Second")
+    sequence_id = await factories.published_sequence(
         client,
         tenant,
         {
@@ -117,7 +120,7 @@ async def test_the_wait_after_a_send_starts_when_the_provider_accepts_the_messag
     enrollment_id = await _held_first_send(client, tenant, state, settings, sequence_id)
     message = await _first_message(session_factory, enrollment_id)
     assert (message.status, message.attempts) == ("queued", 1)  # refused, retry pending
-    held = await support.enrollment(session_factory, enrollment_id)
+    held = await factories.enrollment(session_factory, enrollment_id)
     assert (held.step_key, held.state) == ("first", "active")  # not past the send
 
     # The peer is back 20 minutes later: accepted then.
@@ -125,17 +128,17 @@ async def test_the_wait_after_a_send_starts_when_the_provider_accepts_the_messag
     assert (await deliver(_ctx(state, settings), [message.id])).sent == 1
     sent = await _first_message(session_factory, enrollment_id)
     assert sent.sent_at == T0 + timedelta(minutes=20)
-    await support.run_jobs(_log(settings))  # the settle woke the enrollment
+    await harness.run_jobs(_log(settings))  # the settle woke the enrollment
 
-    waiting = await support.enrollment(session_factory, enrollment_id)
+    waiting = await factories.enrollment(session_factory, enrollment_id)
     assert waiting.step_key == "second"
     assert waiting.next_action_at == T0 + timedelta(minutes=20, hours=1)
     clock.advance(timedelta(minutes=59, seconds=59))
-    await support.scan(state, _log(settings))
-    assert len(await support.messages(session_factory, enrollment_id)) == 1
+    await harness.scan(state, _log(settings))
+    assert len(await factories.messages(session_factory, enrollment_id)) == 1
     clock.advance(timedelta(seconds=1))
-    await support.scan(state, _log(settings))
-    later = await support.messages(session_factory, enrollment_id)
+    await harness.scan(state, _log(settings))
+    later = await factories.messages(session_factory, enrollment_id)
     assert [m.step_key for m in later] == ["first", "second"]
     assert later[1].sent_at == T0 + timedelta(minutes=80)
 
@@ -153,26 +156,26 @@ async def test_a_reply_after_sent_at_wins_even_before_the_wait_began(
     sequence_id = await _reply_sequence(client, tenant)
     quick = await _held_first_send(client, tenant, state, settings, sequence_id)
     early = await _held_first_send(client, tenant, state, settings, sequence_id)
-    quick_contact = (await support.enrollment(session_factory, quick)).contact_id
-    early_contact = (await support.enrollment(session_factory, early)).contact_id
+    quick_contact = (await factories.enrollment(session_factory, quick)).contact_id
+    early_contact = (await factories.enrollment(session_factory, early)).contact_id
 
     clock.advance(timedelta(minutes=1))
-    await support.event(client, tenant, str(early_contact), "email.replied")  # before A left
+    await factories.event(client, tenant, str(early_contact), "email.replied")  # before A left
     clock.advance(timedelta(minutes=1))
     ids = [(await _first_message(session_factory, e)).id for e in (quick, early)]
     assert (await deliver(_ctx(state, settings), ids)).sent == 2  # sent_at = T0 + 2 min
     clock.advance(timedelta(seconds=5))
-    await support.event(client, tenant, str(quick_contact), "email.replied")
-    await support.run_jobs(_log(settings))  # the settle wake-ups run only now
+    await factories.event(client, tenant, str(quick_contact), "email.replied")
+    await harness.run_jobs(_log(settings))  # the settle wake-ups run only now
 
-    replied = await support.enrollment(session_factory, quick)
+    replied = await factories.enrollment(session_factory, quick)
     assert (replied.state, replied.exit_reason) == ("exited", "replied")
-    assert [m.step_key for m in await support.messages(session_factory, quick)] == ["first"]
-    waiting = await support.enrollment(session_factory, early)
+    assert [m.step_key for m in await factories.messages(session_factory, quick)] == ["first"]
+    waiting = await factories.enrollment(session_factory, early)
     assert waiting.next_action_at == T0 + timedelta(minutes=12)  # sent_at + PT10M
     clock.advance(timedelta(minutes=10))
-    await support.scan(state, _log(settings))
-    nudged = await support.messages(session_factory, early)
+    await harness.scan(state, _log(settings))
+    nudged = await factories.messages(session_factory, early)
     assert [m.step_key for m in nudged] == ["first", "nudge"]
 
 
@@ -199,17 +202,17 @@ async def test_a_failed_send_goes_on_or_fails_the_enrollment_per_on_send_failure
             )
             await session.commit()
     clock.advance(timedelta(hours=2))
-    await support.scan(state, _held(settings))  # nothing due in the engine
+    await harness.scan(state, _held(settings))  # nothing due in the engine
     ctx = _ctx(state, settings)
     ctx["settings"] = _held(settings)
     ids = [(await _first_message(session_factory, e)).id for e in (kept, ended)]
     assert (await deliver(ctx, ids)).failed == 2
-    await support.run_jobs(_log(settings))
+    await harness.run_jobs(_log(settings))
 
-    continuing = await support.enrollment(session_factory, kept)
+    continuing = await factories.enrollment(session_factory, kept)
     assert (continuing.state, continuing.step_key) == ("waiting", "reply")
-    assert ("first", "send_failed") in await support.outcomes(session_factory, kept)
-    failed = await support.enrollment(session_factory, ended)
+    assert ("first", "send_failed") in await factories.outcomes(session_factory, kept)
+    failed = await factories.enrollment(session_factory, ended)
     assert (failed.state, failed.exit_reason) == ("failed", "send_failed")
 
 
@@ -222,7 +225,7 @@ async def test_a_pass_through_more_steps_than_the_budget_exits_with_step_limit(
 ) -> None:
     """A loop of instant steps (stored directly: validation refuses such cycles) ends."""
     clock.freeze(T0)
-    sequence_id = await support.published_sequence(
+    sequence_id = await factories.published_sequence(
         client, tenant, {"steps": [{"key": "ping", "type": "wait", "duration": "P1D"}]}
     )
     loop = {
@@ -247,8 +250,8 @@ async def test_a_pass_through_more_steps_than_the_budget_exits_with_step_limit(
         )
         session.add(looped)
         await session.commit()
-    contact_id = await support.contact(client, tenant, email="loop@acme.example")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
+    contact_id = await factories.contact(client, tenant, email="loop@acme.example")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
     async with session_factory() as session:
         await session.execute(
             update(Enrollment)
@@ -256,10 +259,10 @@ async def test_a_pass_through_more_steps_than_the_budget_exits_with_step_limit(
             .values(sequence_version_id=looped.id)
         )
         await session.commit()
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
 
-    ended = await support.enrollment(session_factory, enrollment_id)
+    ended = await factories.enrollment(session_factory, enrollment_id)
     assert (ended.state, ended.exit_reason) == ("exited", "step_limit")
-    steps = await support.outcomes(session_factory, enrollment_id)
+    steps = await factories.outcomes(session_factory, enrollment_id)
     assert len([s for s in steps if s[1] == "updated"]) == 50
     assert steps[-1] == (None, "exited")

@@ -11,17 +11,18 @@ import httpx
 from app.config import Settings
 from app.core.clock import clock
 from app.core.state import AppState
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 
 
 async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    first = await support.email_template(client, tenant, "Welcome")
-    follow = await support.email_template(client, tenant, "Still there?")
-    thanks = await support.email_template(client, tenant, "Thanks for replying")
+    first = await factories.email_template(client, tenant, "Welcome")
+    follow = await factories.email_template(client, tenant, "Still there?")
+    thanks = await factories.email_template(client, tenant, "Thanks for replying")
     definition = {
         "steps": [
             {"key": "welcome", "type": "send", "channel": "email", "template_id": first},
@@ -38,7 +39,7 @@ async def _reply_sequence(client: httpx.AsyncClient, tenant: Tenant) -> str:
             {"key": "thanks", "type": "send", "channel": "email", "template_id": thanks},
         ]
     }
-    return await support.published_sequence(client, tenant, definition)
+    return await factories.published_sequence(client, tenant, definition)
 
 
 async def test_reply_branches_and_silence_times_out(
@@ -50,43 +51,43 @@ async def test_reply_branches_and_silence_times_out(
 ) -> None:
     clock.freeze(NOW)
     sequence_id = await _reply_sequence(client, tenant)
-    replier = await support.contact(client, tenant, email="ada@example.com")
-    silent = await support.contact(client, tenant, email="bob@example.com")
-    a = await support.enroll(client, tenant, sequence_id, replier)
-    b = await support.enroll(client, tenant, sequence_id, silent)
-    await support.run_jobs(settings)  # the start jobs
+    replier = await factories.contact(client, tenant, email="ada@example.com")
+    silent = await factories.contact(client, tenant, email="bob@example.com")
+    a = await factories.enroll(client, tenant, sequence_id, replier)
+    b = await factories.enroll(client, tenant, sequence_id, silent)
+    await harness.run_jobs(settings)  # the start jobs
 
     for enrollment_id in (a, b):
-        row = await support.enrollment(session_factory, enrollment_id)
+        row = await factories.enrollment(session_factory, enrollment_id)
         assert (row.state, row.step_key) == ("waiting", "wait_reply")
         assert row.next_action_at == NOW + timedelta(days=3)
-        sent = await support.messages(session_factory, enrollment_id)
+        sent = await factories.messages(session_factory, enrollment_id)
         assert [(m.step_key, m.status, m.content["subject"]) for m in sent] == [
             ("welcome", "sent", "Welcome")
         ]
 
     clock.advance(timedelta(days=1))
-    await support.event(client, tenant, replier, "email.replied")
-    await support.run_jobs(settings)  # the wake-up job, enqueued by ingestion
-    replied = await support.enrollment(session_factory, a)
+    await factories.event(client, tenant, replier, "email.replied")
+    await harness.run_jobs(settings)  # the wake-up job, enqueued by ingestion
+    replied = await factories.enrollment(session_factory, a)
     assert (replied.state, replied.exit_reason) == ("completed", None)
-    assert [m.step_key for m in await support.messages(session_factory, a)] == [
+    assert [m.step_key for m in await factories.messages(session_factory, a)] == [
         "welcome",
         "thanks",
     ]
     # Nothing is due for the silent one yet: a scan one second before the timeout does nothing.
     clock.advance(timedelta(days=2) - timedelta(seconds=1))
-    await support.scan(state, settings)
-    assert len(await support.messages(session_factory, b)) == 1
+    await harness.scan(state, settings)
+    assert len(await factories.messages(session_factory, b)) == 1
 
     clock.advance(timedelta(seconds=1))
-    await support.scan(state, settings)
-    silent_row = await support.enrollment(session_factory, b)
+    await harness.scan(state, settings)
+    silent_row = await factories.enrollment(session_factory, b)
     assert (silent_row.state, silent_row.exit_reason) == ("exited", "no_reply")
-    sent_b = await support.messages(session_factory, b)
+    sent_b = await factories.messages(session_factory, b)
     assert [m.step_key for m in sent_b] == ["welcome", "follow_up"]
     assert sent_b[1].due_at == NOW + timedelta(days=3)  # not early
-    assert await support.outcomes(session_factory, b) == [
+    assert await factories.outcomes(session_factory, b) == [
         ("welcome", "sent"),
         ("wait_reply", "waiting"),
         ("wait_reply", "timeout"),
@@ -99,7 +100,7 @@ async def test_enrolling_twice_answers_the_same_enrollment(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
     sequence_id = await _reply_sequence(client, tenant)
-    contact_id = await support.contact(client, tenant, email="ada@example.com")
+    contact_id = await factories.contact(client, tenant, email="ada@example.com")
     url = f"/v1/sequences/{sequence_id}/enrollments"
     first = await client.post(url, json={"contact_id": contact_id}, headers=tenant.headers)
     again = await client.post(url, json={"contact_id": contact_id}, headers=tenant.headers)

@@ -5,24 +5,25 @@ from __future__ import annotations
 import httpx
 
 from app.config import Settings
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_key
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 WAIT = {"steps": [{"key": "nap", "type": "wait", "duration": "P1D"}, {"key": "x", "type": "exit"}]}
 
 
 async def _enrolled(client: httpx.AsyncClient, tenant: Tenant) -> tuple[str, str, str]:
-    sequence_id = await support.published_sequence(client, tenant, WAIT)
-    contact_id = await support.contact(client, tenant, email="ada@example.com")
-    return sequence_id, contact_id, await support.enroll(client, tenant, sequence_id, contact_id)
+    sequence_id = await factories.published_sequence(client, tenant, WAIT)
+    contact_id = await factories.contact(client, tenant, email="ada@example.com")
+    return sequence_id, contact_id, await factories.enroll(client, tenant, sequence_id, contact_id)
 
 
 async def test_enroll_by_email_or_external_id_and_bad_references(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    sequence_id = await support.published_sequence(client, tenant, WAIT)
-    await support.contact(client, tenant, email="ada@example.com", external_id="crm-1")
+    sequence_id = await factories.published_sequence(client, tenant, WAIT)
+    await factories.contact(client, tenant, email="ada@example.com", external_id="crm-1")
     url = f"/v1/sequences/{sequence_id}/enrollments"
     by_email = await client.post(url, json={"email": "ADA@example.com"}, headers=tenant.headers)
     assert by_email.status_code == 201, by_email.text
@@ -49,7 +50,7 @@ async def test_a_draft_only_sequence_cannot_enroll(
     created = await client.post(
         "/v1/sequences", json={"name": "Draft", "definition": WAIT}, headers=tenant.headers
     )
-    contact_id = await support.contact(client, tenant, email="ada@example.com")
+    contact_id = await factories.contact(client, tenant, email="ada@example.com")
     response = await client.post(
         f"/v1/sequences/{created.json()['id']}/enrollments",
         json={"contact_id": contact_id},
@@ -63,7 +64,7 @@ async def test_exit_then_409_and_a_new_enrollment_may_start(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
     sequence_id, contact_id, enrollment_id = await _enrolled(client, tenant)
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
     url = f"/v1/enrollments/{enrollment_id}/exit"
     first = await client.post(url, json={"reason": "sales_took_over"}, headers=tenant.headers)
     assert first.status_code == 200, first.text
@@ -76,14 +77,14 @@ async def test_exit_then_409_and_a_new_enrollment_may_start(
     assert again.status_code == 409
     assert "exited" in again.json()["detail"]
     # Finished enrollments do not block a new one.
-    await support.enroll(client, tenant, sequence_id, contact_id)
+    await factories.enroll(client, tenant, sequence_id, contact_id)
     listed = await client.get(
         f"/v1/sequences/{sequence_id}/enrollments",
         params={"state": "exited"},
         headers=tenant.headers,
     )
     assert [item["id"] for item in listed.json()["data"]] == [enrollment_id]
-    steps = await support.outcomes(session_factory, enrollment_id)
+    steps = await factories.outcomes(session_factory, enrollment_id)
     assert steps[-1] == ("x", "exited")
 
 
@@ -121,7 +122,7 @@ async def test_another_workspaces_enrollments_answer_404(
         response = await client.request(method, url, json=body, headers=theirs)
         assert response.status_code == 404, (method, url, response.text)
     # Their own sequence cannot enroll our contact either: the contact is not theirs.
-    own = await support.published_sequence(client, other_tenant, WAIT)
+    own = await factories.published_sequence(client, other_tenant, WAIT)
     response = await client.post(
         f"/v1/sequences/{own}/enrollments", json={"contact_id": contact_id}, headers=theirs
     )

@@ -16,10 +16,11 @@ from app.config import Settings, SmtpSettings
 from app.core.clock import clock
 from app.core.state import AppState
 from app.sequences.models import Sequence
-from tests.channels.conftest import HttpReceiver, SmtpSink, receiver, smtp_sink
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.channels import HttpReceiver, SmtpSink, receiver, smtp_sink
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 __all__ = ["receiver", "smtp_sink"]  # fixtures used below
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -47,11 +48,11 @@ async def test_every_step_type_against_real_peers(
 ) -> None:
     clock.freeze(NOW)
     run_settings = _smtp(settings, smtp_sink)
-    welcome = await support.email_template(
+    welcome = await factories.email_template(
         client, tenant, "Welcome {{ contact.attributes.first_name }}"
     )
-    nudge = await support.email_template(client, tenant, "Nudge")
-    hooks = await support.template(
+    nudge = await factories.email_template(client, tenant, "Nudge")
+    hooks = await factories.template(
         client, tenant, "webhook", {"payload": {"who": "{{ contact.email }}", "kind": "lead"}}
     )
     definition = {
@@ -82,12 +83,12 @@ async def test_every_step_type_against_real_peers(
             {"key": "won", "type": "exit", "reason": "handed_to_sales"},
         ]
     }
-    sequence_id = await support.published_sequence(client, tenant, definition)
-    contact_id = await support.contact(
+    sequence_id = await factories.published_sequence(client, tenant, definition)
+    contact_id = await factories.contact(
         client, tenant, email="ada@example.com", attributes={"first_name": "Ada"}
     )
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.run_jobs(run_settings)
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.run_jobs(run_settings)
 
     (first,) = _parsed(smtp_sink)
     assert first["Subject"] == "Welcome Ada"
@@ -96,13 +97,13 @@ async def test_every_step_type_against_real_peers(
     assert first["List-Unsubscribe"].startswith("<http")
 
     clock.advance(timedelta(hours=1))
-    await support.scan(state, run_settings)  # the wait is over; now waiting for a reply
-    row = await support.enrollment(session_factory, enrollment_id)
+    await harness.scan(state, run_settings)  # the wait is over; now waiting for a reply
+    row = await factories.enrollment(session_factory, enrollment_id)
     assert (row.state, row.step_key) == ("waiting", "reply")
 
     clock.advance(timedelta(hours=5))
-    await support.event(client, tenant, contact_id, "email.replied")
-    await support.run_jobs(run_settings)
+    await factories.event(client, tenant, contact_id, "email.replied")
+    await harness.run_jobs(run_settings)
 
     (call,) = receiver.requests
     assert call.json() == {"who": "ada@example.com", "kind": "lead"}
@@ -117,7 +118,7 @@ async def test_every_step_type_against_real_peers(
     )
     assert expected in call.headers["webhook-signature"].split(" ")
     assert stamp == NOW + timedelta(hours=6)
-    done = await support.enrollment(session_factory, enrollment_id)
+    done = await factories.enrollment(session_factory, enrollment_id)
     assert (done.state, done.exit_reason) == ("exited", "handed_to_sales")
     assert len(smtp_sink.received) == 1  # no nudge for a contact who replied
 
@@ -136,5 +137,5 @@ async def test_every_step_type_against_real_peers(
         ("check", "branched"),
         ("won", "exited"),
     ]
-    messages = await support.messages(session_factory, enrollment_id)
+    messages = await factories.messages(session_factory, enrollment_id)
     assert [(m.step_key, m.status) for m in messages] == [("welcome", "sent"), ("crm", "sent")]

@@ -19,18 +19,17 @@ from app.core.clock import clock, utcnow
 from app.core.db import transaction
 from app.core.state import AppState
 from app.sequences.engine.scheduler import lease_due
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
+from tests.fixtures.processes import WorkerProcess, wait_until, worker_env
 from tests.fixtures.services import Services
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
 from tests.sequences.engine.fault_support import (
-    WorkerProcess,
     add_contacts,
     count_enrollments,
     enroll_all,
-    wait_until,
-    worker_env,
 )
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONTACTS = 500
@@ -45,8 +44,8 @@ def _sending_lease_seconds() -> float:
 
 
 async def _two_sends(client: httpx.AsyncClient, tenant: Tenant, pause: str) -> str:
-    first = await support.email_template(client, tenant, "First")
-    second = await support.email_template(client, tenant, "Second")
+    first = await factories.email_template(client, tenant, "First")
+    second = await factories.email_template(client, tenant, "Second")
     definition = {
         "steps": [
             {"key": "first", "type": "send", "channel": "email", "template_id": first},
@@ -54,7 +53,7 @@ async def _two_sends(client: httpx.AsyncClient, tenant: Tenant, pause: str) -> s
             {"key": "second", "type": "send", "channel": "email", "template_id": second},
         ]
     }
-    return await support.published_sequence(client, tenant, definition)
+    return await factories.published_sequence(client, tenant, definition)
 
 
 async def _message_count(factory: Factory, status: str | None = None) -> int:
@@ -170,7 +169,7 @@ async def _scan_without_running(state: AppState, settings: Settings) -> int:
     """The scan's lease + enqueue (what `engine_scan` does), leaving the jobs in Redis."""
     async with transaction(state.session_factory, state.queue) as session:
         batches = await lease_due(
-            session, support.engine_settings(settings), utcnow(), timedelta(0)
+            session, harness.engine_settings(settings), utcnow(), timedelta(0)
         )
     return sum(len(batch.ids) for batch in batches)
 
@@ -184,30 +183,30 @@ async def test_flushall_after_the_scan_runs_late_by_the_lease_never_early_never_
     redis: Redis,
 ) -> None:
     clock.freeze(NOW)
-    lease = timedelta(seconds=support.engine_settings(settings).engine.lease_seconds)
+    lease = timedelta(seconds=harness.engine_settings(settings).engine.lease_seconds)
     sequence_id = await _two_sends(client, tenant, "PT1H")
     await add_contacts(session_factory, tenant.workspace_id, 50, "flush")
     await enroll_all(state, tenant.workspace_id, sequence_id)
 
     assert await _scan_without_running(state, settings) == 50
     await redis.flushall()
-    await support.run_jobs(settings)  # the batch jobs are gone: nothing runs
+    await harness.run_jobs(settings)  # the batch jobs are gone: nothing runs
     assert await _message_count(session_factory) == 0
 
     clock.advance(lease)  # the lease holds up to and including its last instant
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await _message_count(session_factory) == 0
 
     clock.advance(timedelta(seconds=1))
-    await support.scan(state, settings)  # the reconciler: expired leases are due again
+    await harness.scan(state, settings)  # the reconciler: expired leases are due again
     await _assert_first_sends(
         session_factory, 50, due=NOW, created=NOW + lease + timedelta(seconds=1)
     )
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await _message_count(session_factory) == 50  # never twice
 
     clock.advance(timedelta(hours=1))
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await _message_count(session_factory, "sent") == 100
     assert await count_enrollments(session_factory, "completed") == 50
 
@@ -223,16 +222,16 @@ async def test_flushall_loses_api_start_jobs_and_the_next_scan_runs_them(
     clock.freeze(NOW)
     sequence_id = await _two_sends(client, tenant, "PT1H")
     for i in range(50):
-        contact_id = await support.contact(client, tenant, email=f"api{i}@example.com")
-        await support.enroll(client, tenant, sequence_id, contact_id)
+        contact_id = await factories.contact(client, tenant, email=f"api{i}@example.com")
+        await factories.enroll(client, tenant, sequence_id, contact_id)
     await redis.flushall()
-    await support.run_jobs(settings)  # the start jobs are gone: nothing runs
+    await harness.run_jobs(settings)  # the start jobs are gone: nothing runs
     assert await _message_count(session_factory) == 0
 
     clock.advance(timedelta(seconds=1))
-    await support.scan(state, settings)  # due since enrollment, no lease: taken at once
+    await harness.scan(state, settings)  # due since enrollment, no lease: taken at once
     await _assert_first_sends(session_factory, 50, due=NOW, created=NOW + timedelta(seconds=1))
-    await support.scan(state, settings)
+    await harness.scan(state, settings)
     assert await _message_count(session_factory) == 50
 
 

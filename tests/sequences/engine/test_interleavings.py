@@ -20,10 +20,11 @@ from app.channels.tracking import make_token
 from app.config import Settings
 from app.core.clock import clock
 from app.core.state import AppState
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant, make_tenant
-from tests.sequences.engine import support
 from tests.sequences.engine.fault_support import truncate_all
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 SENDS = ("a", "b", "c")
@@ -90,7 +91,7 @@ class Model:
 
 async def _setup(client: httpx.AsyncClient, factory: Factory) -> tuple[Tenant, str, str]:
     tenant = await make_tenant(factory, "Acme")
-    template_id = await support.email_template(client, tenant, "Hello")
+    template_id = await factories.email_template(client, tenant, "Hello")
     steps: list[dict[str, object]] = []
     for key in SENDS:
         if steps:
@@ -100,9 +101,9 @@ async def _setup(client: httpx.AsyncClient, factory: Factory) -> tuple[Tenant, s
         "steps": steps,
         "settings": {"exit_rules": [{"on": "replied"}, {"on": "unsubscribed"}]},
     }
-    sequence_id = await support.published_sequence(client, tenant, definition)
-    contact_id = await support.contact(client, tenant, email="ada@example.com")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
+    sequence_id = await factories.published_sequence(client, tenant, definition)
+    contact_id = await factories.contact(client, tenant, email="ada@example.com")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
     return tenant, contact_id, enrollment_id
 
 
@@ -117,7 +118,7 @@ async def _unsubscribe(
     """One-click with the latest message's token when there is a message; otherwise the
     consent API (which only records the opt-out: the next claim acts on it). True when it
     was one-click."""
-    sent = await support.messages(factory, enrollment_id)
+    sent = await factories.messages(factory, enrollment_id)
     if sent:
         token = make_token(app_settings, "unsubscribe", sent[-1].id)
         response = await client.post(f"/v1/unsubscribe/{token}")
@@ -162,10 +163,10 @@ async def test_exit_events_committed_before_a_claim_prevent_its_step(
             clock.advance(timedelta(minutes=minutes))
             model.minute += minutes
         elif kind == "scan":
-            await support.scan(state, settings)
+            await harness.scan(state, settings)
             model.scan()
         elif kind == "reply":
-            await support.event(client, tenant, contact_id, "email.replied")
+            await factories.event(client, tenant, contact_id, "email.replied")
             model.reply()
         else:
             one_click = await _unsubscribe(
@@ -173,9 +174,9 @@ async def test_exit_events_committed_before_a_claim_prevent_its_step(
             )
             model.unsubscribe(one_click)
 
-    sent = await support.messages(session_factory, enrollment_id)
+    sent = await factories.messages(session_factory, enrollment_id)
     assert [m.step_key for m in sent] == model.sent
     assert all(m.created_at >= m.due_at for m in sent)
-    row = await support.enrollment(session_factory, enrollment_id)
+    row = await factories.enrollment(session_factory, enrollment_id)
     assert (row.state, row.exit_reason) == (model.state, model.reason)
     assert uuid.UUID(contact_id) == row.contact_id

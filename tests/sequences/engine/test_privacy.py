@@ -11,23 +11,24 @@ from sqlalchemy import select, text
 
 from app.channels.models import Message
 from app.config import Settings
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 
 async def test_export_and_erasure_reach_enrollments_and_messages(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
-    welcome = await support.email_template(client, tenant, "Hi {{ contact.email }}")
+    welcome = await factories.email_template(client, tenant, "Hi {{ contact.email }}")
     steps = [
         {"key": "hello", "type": "send", "channel": "email", "template_id": welcome},
         {"key": "nap", "type": "wait", "duration": "P1D"},
     ]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
-    contact_id = await support.contact(client, tenant, email="private@example.com")
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.run_jobs(settings)
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
+    contact_id = await factories.contact(client, tenant, email="private@example.com")
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.run_jobs(settings)
 
     exported = await client.get(f"/v1/contacts/{contact_id}/export", headers=tenant.headers)
     assert exported.status_code == 200, exported.text
@@ -43,7 +44,7 @@ async def test_export_and_erasure_reach_enrollments_and_messages(
 
     erased = await client.post(f"/v1/contacts/{contact_id}/erase", headers=tenant.headers)
     assert erased.status_code == 200, erased.text
-    row = await support.enrollment(session_factory, enrollment_id)
+    row = await factories.enrollment(session_factory, enrollment_id)
     assert (row.state, row.exit_reason) == ("exited", "contact_erased")
     async with session_factory() as session:
         stored = (

@@ -20,9 +20,10 @@ from app.sequences.engine import exits
 from app.sequences.engine.variants import pick_variant
 from app.sequences.enrollments import service as enrollments
 from app.sequences.models import EnrollmentStep, SequenceVersion
+from tests.fixtures import factories
+from tests.fixtures import worker as harness
+from tests.fixtures.factories import Factory
 from tests.fixtures.tenants import Tenant
-from tests.sequences.engine import support
-from tests.sequences.engine.support import Factory
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # Monday 10:00 UTC
 
@@ -38,12 +39,12 @@ async def _run(
     definition: dict[str, Any] = {"steps": steps}
     if settings_block:
         definition["settings"] = settings_block
-    sequence_id = await support.published_sequence(client, tenant, definition)
-    contact_id = await support.contact(
+    sequence_id = await factories.published_sequence(client, tenant, definition)
+    contact_id = await factories.contact(
         client, tenant, **(contact or {"email": f"{uuid.uuid4().hex[:8]}@example.com"})
     )
-    enrollment_id = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.run_jobs(settings)
+    enrollment_id = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.run_jobs(settings)
     return enrollment_id, contact_id
 
 
@@ -62,7 +63,7 @@ async def test_wait_for_a_local_window_in_the_contacts_timezone(
     enrollment_id, _ = await _run(
         client, tenant, settings, steps, {"email": "tokyo@example.com", "timezone": "Asia/Tokyo"}
     )
-    row = await support.enrollment(session_factory, enrollment_id)
+    row = await factories.enrollment(session_factory, enrollment_id)
     # Tuesday 09:00 in Tokyo is Tuesday 00:00 UTC.
     assert (row.step_key, row.next_action_at) == ("bye", datetime(2026, 11, 24, 0, 0, tzinfo=UTC))
 
@@ -81,11 +82,11 @@ async def test_wait_until_a_date_attribute_with_an_offset(
     ]
     contact = {"email": "r@example.com", "attributes": {"renewal_date": "2026-12-31"}}
     enrollment_id, _ = await _run(client, tenant, settings, steps, contact)
-    row = await support.enrollment(session_factory, enrollment_id)
+    row = await factories.enrollment(session_factory, enrollment_id)
     assert row.next_action_at == datetime(2026, 12, 24, 9, 0, tzinfo=UTC)
 
     missing, _ = await _run(client, tenant, settings, steps, {"email": "m@example.com"})
-    assert await support.outcomes(session_factory, missing) == [
+    assert await factories.outcomes(session_factory, missing) == [
         ("before_renewal", "skipped"),
         ("bye", "exited"),
     ]
@@ -124,8 +125,8 @@ async def test_branch_on_a_condition_and_update_contact(
     free, _ = await _run(
         client, tenant, settings, steps, {"email": "f@example.com", "attributes": {"plan": "free"}}
     )
-    assert (await support.enrollment(session_factory, pro)).exit_reason == "tagged"
-    assert (await support.enrollment(session_factory, free)).exit_reason == "not_pro"
+    assert (await factories.enrollment(session_factory, pro)).exit_reason == "tagged"
+    assert (await factories.enrollment(session_factory, free)).exit_reason == "not_pro"
     async with session_factory() as session:
         contact = await session.get(Contact, uuid.UUID(pro_contact))
         assert contact is not None
@@ -135,7 +136,7 @@ async def test_branch_on_a_condition_and_update_contact(
 async def test_branch_on_segment_membership(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
-    listed = await support.contact(client, tenant, email="in@example.com")
+    listed = await factories.contact(client, tenant, email="in@example.com")
     created = await client.post(
         "/v1/segments", json={"name": "VIPs", "kind": "static"}, headers=tenant.headers
     )
@@ -152,36 +153,36 @@ async def test_branch_on_segment_membership(
         {"key": "a", "type": "exit", "reason": "member"},
         {"key": "b", "type": "exit", "reason": "outsider"},
     ]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
-    outsider = await support.contact(client, tenant, email="out@example.com")
-    first = await support.enroll(client, tenant, sequence_id, listed)
-    second = await support.enroll(client, tenant, sequence_id, outsider)
-    await support.run_jobs(settings)
-    assert (await support.enrollment(session_factory, first)).exit_reason == "member"
-    assert (await support.enrollment(session_factory, second)).exit_reason == "outsider"
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
+    outsider = await factories.contact(client, tenant, email="out@example.com")
+    first = await factories.enroll(client, tenant, sequence_id, listed)
+    second = await factories.enroll(client, tenant, sequence_id, outsider)
+    await harness.run_jobs(settings)
+    assert (await factories.enrollment(session_factory, first)).exit_reason == "member"
+    assert (await factories.enrollment(session_factory, second)).exit_reason == "outsider"
 
 
 async def test_variants_are_assigned_deterministically(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
-    a = await support.email_template(client, tenant, "Variant A")
-    b = await support.email_template(client, tenant, "Variant B")
+    a = await factories.email_template(client, tenant, "Variant A")
+    b = await factories.email_template(client, tenant, "Variant B")
     variants = [
         {"key": "a", "template_id": a, "weight": 1},
         {"key": "b", "template_id": b, "weight": 1},
     ]
     steps = [{"key": "hello", "type": "send", "channel": "email", "variants": variants}]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
     enrollments = []
     for index in range(6):
-        contact_id = await support.contact(client, tenant, email=f"v{index}@example.com")
+        contact_id = await factories.contact(client, tenant, email=f"v{index}@example.com")
         enrollments.append(
-            (contact_id, await support.enroll(client, tenant, sequence_id, contact_id))
+            (contact_id, await factories.enroll(client, tenant, sequence_id, contact_id))
         )
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
     parsed = [Variant.model_validate(item) for item in variants]
     for contact_id, enrollment_id in enrollments:
-        (message,) = await support.messages(session_factory, enrollment_id)
+        (message,) = await factories.messages(session_factory, enrollment_id)
         expected = pick_variant(parsed, uuid.UUID(contact_id), "hello").key
         assert message.variant == expected
         assert message.content["subject"] == f"Variant {expected.upper()}"
@@ -195,7 +196,7 @@ async def test_send_window_defers_and_never_drops(
     session_factory: Factory,
 ) -> None:
     clock.freeze(datetime(2026, 11, 23, 20, 0, tzinfo=UTC))  # Monday 20:00 in London
-    welcome = await support.email_template(client, tenant, "Hi")
+    welcome = await factories.email_template(client, tenant, "Hi")
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": welcome}]
     window = {"start": "09:00", "end": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]}
     enrollment_id, _ = await _run(
@@ -207,14 +208,14 @@ async def test_send_window_defers_and_never_drops(
         {"send_window": window},
     )
     opening = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-    row = await support.enrollment(session_factory, enrollment_id)
+    row = await factories.enrollment(session_factory, enrollment_id)
     assert (row.state, row.next_action_at) == ("active", opening)
-    assert await support.messages(session_factory, enrollment_id) == []
+    assert await factories.messages(session_factory, enrollment_id) == []
     clock.freeze(opening)
-    await support.scan(state, settings)
-    (message,) = await support.messages(session_factory, enrollment_id)
+    await harness.scan(state, settings)
+    (message,) = await factories.messages(session_factory, enrollment_id)
     assert message.created_at == opening
-    assert (await support.enrollment(session_factory, enrollment_id)).state == "completed"
+    assert (await factories.enrollment(session_factory, enrollment_id)).state == "completed"
 
 
 async def test_frequency_cap_across_sequences_defers_or_skips(
@@ -225,53 +226,53 @@ async def test_frequency_cap_across_sequences_defers_or_skips(
     session_factory: Factory,
 ) -> None:
     clock.freeze(NOW)
-    welcome = await support.email_template(client, tenant, "Hi")
+    welcome = await factories.email_template(client, tenant, "Hi")
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": welcome}]
     capped = {"frequency_caps": [{"channel": "email", "max": 1, "period": "P1D"}]}
     skipping = {
         "frequency_caps": [{"channel": "email", "max": 1, "period": "P1D", "action": "skip"}]
     }
-    first = await support.published_sequence(client, tenant, {"steps": steps})
-    deferring = await support.published_sequence(
+    first = await factories.published_sequence(client, tenant, {"steps": steps})
+    deferring = await factories.published_sequence(
         client, tenant, {"steps": steps, "settings": capped}
     )
-    skipper = await support.published_sequence(
+    skipper = await factories.published_sequence(
         client, tenant, {"steps": steps, "settings": skipping}
     )
-    contact_id = await support.contact(client, tenant, email="cap@example.com")
-    await support.enroll(client, tenant, first, contact_id)
-    await support.run_jobs(settings)
+    contact_id = await factories.contact(client, tenant, email="cap@example.com")
+    await factories.enroll(client, tenant, first, contact_id)
+    await harness.run_jobs(settings)
     clock.advance(timedelta(hours=1))
-    deferred = await support.enroll(client, tenant, deferring, contact_id)
-    skipped = await support.enroll(client, tenant, skipper, contact_id)
-    await support.run_jobs(settings)
+    deferred = await factories.enroll(client, tenant, deferring, contact_id)
+    skipped = await factories.enroll(client, tenant, skipper, contact_id)
+    await harness.run_jobs(settings)
 
-    row = await support.enrollment(session_factory, deferred)
+    row = await factories.enrollment(session_factory, deferred)
     assert (row.state, row.next_action_at) == ("active", NOW + timedelta(days=1))
-    assert await support.outcomes(session_factory, skipped) == [
+    assert await factories.outcomes(session_factory, skipped) == [
         ("hello", "skipped"),
         (None, "completed"),
     ]
     clock.freeze(NOW + timedelta(days=1))
-    await support.scan(state, settings)
-    assert len(await support.messages(session_factory, deferred)) == 1
+    await harness.scan(state, settings)
+    assert len(await factories.messages(session_factory, deferred)) == 1
 
 
 async def test_sends_skip_contacts_without_consent_or_address(
     client: httpx.AsyncClient, tenant: Tenant, settings: Settings, session_factory: Factory
 ) -> None:
-    welcome = await support.email_template(client, tenant, "Hi")
+    welcome = await factories.email_template(client, tenant, "Hi")
     steps = [{"key": "hello", "type": "send", "channel": "email", "template_id": welcome}]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
-    no_email = await support.contact(client, tenant, external_id="no-email")
-    opted_out = await support.contact(client, tenant, email="out@example.com")
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
+    no_email = await factories.contact(client, tenant, external_id="no-email")
+    opted_out = await factories.contact(client, tenant, email="out@example.com")
     response = await client.put(
         f"/v1/contacts/{opted_out}/consent/email",
         json={"status": "unsubscribed", "source": "preference_center"},
         headers=tenant.headers,
     )
     assert response.status_code == 200, response.text
-    suppressed = await support.contact(client, tenant, email="blocked@example.com")
+    suppressed = await factories.contact(client, tenant, email="blocked@example.com")
     response = await client.post(
         "/v1/suppressions",
         json={"channel": "email", "address": "blocked@example.com", "reason": "manual"},
@@ -284,8 +285,8 @@ async def test_sends_skip_contacts_without_consent_or_address(
         ("unsubscribed", opted_out),
         ("suppressed", suppressed),
     ):
-        reasons[name] = await support.enroll(client, tenant, sequence_id, contact_id)
-    await support.run_jobs(settings)
+        reasons[name] = await factories.enroll(client, tenant, sequence_id, contact_id)
+    await harness.run_jobs(settings)
     async with session_factory() as session:
         for reason, enrollment_id in reasons.items():
             result = await session.execute(
@@ -295,7 +296,7 @@ async def test_sends_skip_contacts_without_consent_or_address(
                 )
             )
             assert result.scalar_one() == {"reason": reason}
-            assert await support.messages(session_factory, enrollment_id) == []
+            assert await factories.messages(session_factory, enrollment_id) == []
 
 
 async def test_exit_rules_end_enrollments_on_events_and_unsubscribes(
@@ -317,39 +318,39 @@ async def test_exit_rules_end_enrollments_on_events_and_unsubscribes(
             {"on": "unsubscribed"},
         ]
     }
-    sequence_id = await support.published_sequence(
+    sequence_id = await factories.published_sequence(
         client, tenant, {"steps": steps, "settings": rules}
     )
-    buyer = await support.contact(client, tenant, email="buyer@example.com")
-    booker = await support.contact(client, tenant, email="booker@example.com")
-    leaver = await support.contact(client, tenant, email="leaver@example.com")
-    idle = await support.contact(client, tenant, email="idle@example.com")
+    buyer = await factories.contact(client, tenant, email="buyer@example.com")
+    booker = await factories.contact(client, tenant, email="booker@example.com")
+    leaver = await factories.contact(client, tenant, email="leaver@example.com")
+    idle = await factories.contact(client, tenant, email="idle@example.com")
     ids = {
-        c: await support.enroll(client, tenant, sequence_id, c)
+        c: await factories.enroll(client, tenant, sequence_id, c)
         for c in (buyer, booker, leaver, idle)
     }
-    await support.run_jobs(settings)
+    await harness.run_jobs(settings)
     clock.advance(timedelta(hours=2))
-    await support.event(client, tenant, buyer, "purchase", revenue=30)
-    await support.event(client, tenant, booker, "demo.booked")
+    await factories.event(client, tenant, buyer, "purchase", revenue=30)
+    await factories.event(client, tenant, booker, "demo.booked")
     response = await client.put(
         f"/v1/contacts/{leaver}/consent/email",
         json={"status": "unsubscribed", "source": "preference_center"},
         headers=tenant.headers,
     )
     assert response.status_code == 200, response.text
-    await support.run_jobs(settings)  # woken by the events, at once
-    assert (await support.enrollment(session_factory, ids[buyer])).exit_reason == "converted"
-    assert (await support.enrollment(session_factory, ids[booker])).exit_reason == (
+    await harness.run_jobs(settings)  # woken by the events, at once
+    assert (await factories.enrollment(session_factory, ids[buyer])).exit_reason == "converted"
+    assert (await factories.enrollment(session_factory, ids[booker])).exit_reason == (
         "event:demo.booked"
     )
     # A consent change is not an event: it is seen by the next claim (one-click unsubscribe
     # exits at once, see the channels tests).
-    assert (await support.enrollment(session_factory, ids[leaver])).state == "active"
+    assert (await factories.enrollment(session_factory, ids[leaver])).state == "active"
     clock.advance(timedelta(days=7))
-    await support.scan(state, settings)
-    assert (await support.enrollment(session_factory, ids[leaver])).exit_reason == "unsubscribed"
-    assert (await support.enrollment(session_factory, ids[idle])).exit_reason == "exit_step"
+    await harness.scan(state, settings)
+    assert (await factories.enrollment(session_factory, ids[leaver])).exit_reason == "unsubscribed"
+    assert (await factories.enrollment(session_factory, ids[idle])).exit_reason == "exit_step"
 
 
 async def test_pause_resume_and_cancel_by_campaign(
@@ -360,14 +361,14 @@ async def test_pause_resume_and_cancel_by_campaign(
     session_factory: Factory,
 ) -> None:
     clock.freeze(NOW)
-    welcome = await support.email_template(client, tenant, "Hi")
+    welcome = await factories.email_template(client, tenant, "Hi")
     steps: list[dict[str, Any]] = [
         {"key": "nap", "type": "wait", "duration": "PT1H"},
         {"key": "hello", "type": "send", "channel": "email", "template_id": welcome},
     ]
-    sequence_id = await support.published_sequence(client, tenant, {"steps": steps})
+    sequence_id = await factories.published_sequence(client, tenant, {"steps": steps})
     campaign = uuid.uuid4()
-    contact_id = await support.contact(client, tenant, email="c@example.com")
+    contact_id = await factories.contact(client, tenant, email="c@example.com")
     async with transaction(session_factory, state.queue) as session:
         version = (
             await session.execute(
@@ -391,18 +392,18 @@ async def test_pause_resume_and_cancel_by_campaign(
             source="campaign",
         )
         assert again == []  # launching twice enrolls nobody twice
-    await support.scan(state, settings)  # runs `nap`: due in an hour
+    await harness.scan(state, settings)  # runs `nap`: due in an hour
     async with transaction(session_factory, state.queue) as session:
         assert await exits.pause_campaign(session, tenant.workspace_id, campaign, NOW) == 1
     clock.advance(timedelta(hours=2))
-    await support.scan(state, settings)
-    assert await support.messages(session_factory, str(enrollment_id)) == []  # held
+    await harness.scan(state, settings)
+    assert await factories.messages(session_factory, str(enrollment_id)) == []  # held
     async with transaction(session_factory, state.queue) as session:
         assert await exits.resume_campaign(session, tenant.workspace_id, campaign, NOW) == 1
-    await support.scan(state, settings)
-    assert len(await support.messages(session_factory, str(enrollment_id))) == 1
+    await harness.scan(state, settings)
+    assert len(await factories.messages(session_factory, str(enrollment_id))) == 1
 
-    other = await support.contact(client, tenant, email="d@example.com")
+    other = await factories.contact(client, tenant, email="d@example.com")
     async with transaction(session_factory, state.queue) as session:
         (second,) = await enrollments.enroll_contacts(
             session,
@@ -414,5 +415,5 @@ async def test_pause_resume_and_cancel_by_campaign(
         )
         ended = await exits.cancel_campaign(session, tenant.workspace_id, campaign, NOW)
         assert ended == [second]
-    row = await support.enrollment(session_factory, str(second))
+    row = await factories.enrollment(session_factory, str(second))
     assert (row.state, row.exit_reason) == ("exited", "campaign_cancelled")
