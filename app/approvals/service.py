@@ -55,11 +55,6 @@ async def policy_of(session: AsyncSession, campaign: Campaign) -> ApprovalPolicy
     return await policies.default()
 
 
-async def audience_count(session: AsyncSession, campaign: Campaign, now: datetime) -> int:
-    """The launch audience's size now (a gate of the policy may depend on it)."""
-    return await launch.audience_size(session, campaign, now)
-
-
 def _check_staffed(stages: list[dict[str, Any]]) -> None:
     """A stage that could never complete (fewer eligible reviewers than it needs) refuses the
     submission now rather than leaving a review that waits for ever."""
@@ -87,7 +82,9 @@ async def open_request(
     stages: list[dict[str, Any]] = []
     if policy is not None:
         count = (
-            await audience_count(session, campaign, now) if needs_audience(policy.gates) else None
+            await launch.audience_size(session, campaign, now)
+            if needs_audience(policy.gates)
+            else None
         )
         members = await MemberLookup(session, campaign.workspace_id).all()
         stages = resolve(

@@ -51,13 +51,11 @@ if TYPE_CHECKING:
 
 Overdue = Literal["send_now", "skip"]
 
-lock = lock_campaign  # the trigger sweep and the campaigns service lock the same way
-
 
 async def schedule(session: AsyncSession, campaign: Campaign, actor: Actor, now: datetime) -> None:
     """approved -> scheduled: pin the version, plan the start, write the durable actions.
     Idempotent: a campaign already scheduled (a repeated call) stays as it is."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     if campaign.status == "scheduled":
         return
     transitions.check(campaign, "schedule")
@@ -86,7 +84,7 @@ async def schedule(session: AsyncSession, campaign: Campaign, actor: Actor, now:
 
 async def unschedule(session: AsyncSession, campaign: Campaign, now: datetime) -> None:
     """Drop every pending action (launch, end, trigger sweeps, completion checks)."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     await cancel_pending(session, campaign.workspace_id, campaign.id)
 
 
@@ -94,7 +92,7 @@ async def launch(session: AsyncSession, campaign: Campaign, now: datetime) -> in
     """scheduled -> running. `one_off`: enroll the audience in one INSERT ... SELECT;
     `triggered`: start the trigger sweep. Idempotent: a campaign already launched (by a
     concurrent call that held the row lock first) returns its recorded count."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     if campaign.status != "scheduled":
         return campaign.enrolled_count or 0
     version = await pinned_version(session, campaign)
@@ -135,7 +133,7 @@ async def launch(session: AsyncSession, campaign: Campaign, now: datetime) -> in
 async def pause(session: AsyncSession, campaign: Campaign, actor: Actor, now: datetime) -> None:
     """running -> paused: live enrollments are held (the engine's scan skips them) and
     trigger sweeps wait."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     transitions.check(campaign, "pause")
     held = await pause_campaign(session, campaign.workspace_id, campaign.id, now)
     await transitions.apply(session, campaign, "pause", actor, now, data={"held": held})
@@ -146,7 +144,7 @@ async def resume(
 ) -> None:
     """paused -> running. Sends that fell due during the pause run at once (`send_now`) or
     are passed over (`skip`)."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     transitions.check(campaign, "resume")
     rearmed = await resume_campaign(session, campaign.workspace_id, campaign.id, now, overdue)
     data = {"rearmed": rearmed, "overdue": overdue}
@@ -156,7 +154,7 @@ async def resume(
 async def cancel(session: AsyncSession, campaign: Campaign, actor: Actor, now: datetime) -> None:
     """-> cancelled: every unfinished enrollment exits (`campaign_cancelled`), pending
     actions are dropped."""
-    await lock(session, campaign)
+    await lock_campaign(session, campaign)
     transitions.check(campaign, "cancel")
     await cancel_pending(session, campaign.workspace_id, campaign.id)
     exited = await cancel_campaign(session, campaign.workspace_id, campaign.id, now)
